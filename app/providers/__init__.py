@@ -1,0 +1,1 @@
+"""Upstream model providers: one module each, one shape (see base.py)."""

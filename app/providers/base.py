@@ -1,0 +1,92 @@
+"""The provider protocol and the frozen types that cross it.
+
+A provider turns one `ChatRequest` into an async iterator of `Chunk`s and must
+release its upstream connection on every exit: normal end, error, and above
+all `aclose()`/cancellation of the iterator, which is how Sluice stops a
+generation whose readers are gone. Providers raise only errors from
+`app.errors` (translated at their edge); nothing SDK-specific leaks out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    """Per-request knobs of the simulated model (None: the settings' default)."""
+
+    tps: float | None = None
+    ttft_ms: float | None = None
+    fail_after: int | None = None
+    stall_after: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One generation request, already validated.
+
+    `model` is the public name (`<provider>/<model>` or an alias); the registry
+    hands each provider the bare upstream model name separately.
+    `options` holds further OpenAI-style parameters (top_p, stop, seed, ...)
+    that a provider passes through or rejects; values are JSON-compatible.
+    """
+
+    model: str
+    messages: tuple[Message, ...]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    sim: SimOptions | None = None
+    options: tuple[tuple[str, object], ...] = field(default=())
+
+    def option(self, name: str) -> object | None:
+        for key, value in self.options:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """What a provider yields: a text delta, and on the last chunk the finish
+    reason and (when the upstream reports it) usage. A provider yields exactly
+    one chunk with `finish_reason` set, last; an upstream that ends without
+    one is a truncated stream and must raise UpstreamError instead."""
+
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+class Provider(Protocol):
+    """One upstream. `name` is the `<provider>` part of model names."""
+
+    name: str
+
+    def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Chunk]:
+        """Generate for `model` (the part after `<provider>/`)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the process-wide client (connection pool). Called once at shutdown."""
+        ...
