@@ -2,17 +2,27 @@
 
 One provider object per upstream for the whole process, created at start-up
 and closed at shutdown, so connection pools are shared by every stream.
+`openai`, `anthropic` and `ollama` always exist (their keys and hosts come
+from the environment the SDKs document); each `[providers.<name>]` table of
+the config file adds an OpenAI-compatible server, and may shadow a built-in
+name (e.g. to send `openai/...` through a proxy). Model names after the
+provider are passed through: the upstream, not Sluice, knows its models.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.errors import NotFound
+from app.providers.anthropic import AnthropicProvider
 from app.providers.base import Provider
+from app.providers.ollama import OllamaProvider
+from app.providers.openai import NO_KEY, OpenAIProvider
 from app.providers.simulated import MODELS as SIM_MODELS
 from app.providers.simulated import SimulatedProvider
-from app.settings import Settings
+from app.settings import CompatServer, Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,16 +36,41 @@ class Target:
 
 
 class ProviderRegistry:
-    def __init__(self, providers: dict[str, Provider], aliases: dict[str, tuple[str, ...]]) -> None:
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        aliases: dict[str, tuple[str, ...]],
+        listed: tuple[str, ...] = (),
+    ) -> None:
         self._providers = providers
         self._aliases = aliases
+        self._listed = listed
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ProviderRegistry:
+    def from_settings(
+        cls, settings: Settings, env: Mapping[str, str] | None = None
+    ) -> ProviderRegistry:
+        """Build every provider and its HTTP client; call inside the event loop
+        that will use them (the lifespan), and `aclose()` at shutdown."""
+        env = os.environ if env is None else env
         providers: dict[str, Provider] = {
             "sim": SimulatedProvider(settings.sim_tps, settings.sim_ttft_ms),
+            "openai": OpenAIProvider(
+                "openai",
+                api_key=env.get("OPENAI_API_KEY") or None,
+                base_url=env.get("OPENAI_BASE_URL") or None,
+                max_tokens_field="max_completion_tokens",
+            ),
+            "anthropic": AnthropicProvider(
+                api_key=env.get("ANTHROPIC_API_KEY") or None,
+                base_url=env.get("ANTHROPIC_BASE_URL") or None,
+            ),
+            "ollama": OllamaProvider(host=env.get("OLLAMA_HOST")),
         }
-        return cls(providers, dict(settings.aliases))
+        for server in settings.compat_servers:
+            providers[server.name] = _compat(server, env)
+        listed = [f"{s.name}/{m}" for s in settings.compat_servers for m in s.models]
+        return cls(providers, dict(settings.aliases), (*listed, *settings.declared_models))
 
     def resolve(self, public_model: str) -> tuple[Target, ...]:
         """The ordered targets for a public model name; NotFound if none."""
@@ -61,9 +96,28 @@ class ProviderRegistry:
         return Target(provider, model)
 
     def model_names(self) -> list[str]:
-        """Public names listed by GET /v1/models."""
-        return [f"sim/{m}" for m in SIM_MODELS] + list(self._aliases)
+        """Public names listed by GET /v1/models: the simulated models, the
+        models declared for compatible servers and at the top level of the
+        config (`models = [...]`), and the aliases. OpenAI, Anthropic and Ollama
+        are not asked for their catalogues: that would be a network call at
+        start-up and would list hundreds of models nobody configured."""
+        names = [*(f"sim/{m}" for m in SIM_MODELS), *self._listed, *self._aliases]
+        return list(dict.fromkeys(names))
 
     async def aclose(self) -> None:
+        # Every client is closed even if one fails to: a leaked pool outlives
+        # the loop and warns at exit.
+        errors: list[BaseException] = []
         for provider in self._providers.values():
-            await provider.aclose()
+            try:
+                await provider.aclose()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def _compat(server: CompatServer, env: Mapping[str, str]) -> OpenAIProvider:
+    # A local server usually needs no key; the SDK still wants a string.
+    key = env.get(server.api_key_env) if server.api_key_env else None
+    return OpenAIProvider(server.name, api_key=key or NO_KEY, base_url=server.base_url)

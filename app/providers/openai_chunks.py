@@ -1,0 +1,113 @@
+"""Chat Completions stream chunks (`chat.completion.chunk` JSON) -> `Chunk`s.
+
+PURE: no I/O. Shared by api.openai.com and every OpenAI-compatible server, so
+it reads by key and tolerates what varies between them: `usage` absent, null,
+on every chunk or only on a final `choices: []` chunk; `finish_reason` alone
+or together with the last content; `[DONE]` present or not; unknown keys.
+Never builds an SDK model object: one orjson parse per event is the whole cost.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from app.errors import UpstreamError, UpstreamRateLimited
+from app.providers.base import Chunk, FinishReason, Usage
+
+DONE = b"[DONE]"
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+# Error types that say the request itself is wrong: sending it again elsewhere
+# will not help. Anything else mid-stream is presumed to be the server's fault.
+_CLIENT_ERROR_HINTS = ("invalid_request", "badrequest", "not_found", "authentication", "permission")
+
+
+def parse_json(data: bytes, provider: str) -> dict[str, object]:
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(f"{provider}: malformed JSON in stream", retryable=True) from exc
+    if not isinstance(obj, dict):
+        raise UpstreamError(f"{provider}: unexpected JSON in stream", retryable=True)
+    return obj
+
+
+def stream_error(error: object, provider: str) -> UpstreamError:
+    """The error object of a mid-stream `{"error": {...}}` event, translated."""
+    if not isinstance(error, dict):
+        return UpstreamError(f"{provider}: {error}", retryable=True)
+    message = f"{provider}: {error.get('message') or 'error in stream'}"
+    code = error.get("code")
+    if isinstance(code, int):  # vLLM and llama.cpp put the HTTP status here
+        if code == 429:
+            return UpstreamRateLimited(message)
+        return UpstreamError(message, retryable=code >= 500, code=str(code))
+    kind = str(error.get("type") or "").lower()
+    retryable = not any(hint in kind for hint in _CLIENT_ERROR_HINTS)
+    return UpstreamError(message, retryable=retryable, code=code if isinstance(code, str) else None)
+
+
+def _usage(value: object) -> Usage | None:
+    if not isinstance(value, dict):
+        return None
+    prompt = value.get("prompt_tokens")
+    completion = value.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    return Usage(input_tokens=prompt, output_tokens=completion)
+
+
+class ChatChunkParser:
+    """Turns each event's data into at most one text `Chunk`, and the end of
+    the stream into the one final `Chunk` (or a truncation error).
+
+    Strategy: the finish reason arrives before the usage chunk, so the final
+    `Chunk` is only built at `[DONE]` or at the end of the body, by `finish()`.
+    """
+
+    __slots__ = ("_finish", "_provider", "_usage", "done")
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._finish: FinishReason | None = None
+        self._usage: Usage | None = None
+        self.done = False
+
+    def feed(self, data: bytes) -> Chunk | None:
+        if data == DONE:
+            self.done = True
+            return None
+        obj = parse_json(data, self._provider)
+        if "error" in obj and obj["error"] is not None:
+            raise stream_error(obj["error"], self._provider)
+        usage = _usage(obj.get("usage"))
+        if usage is not None:
+            self._usage = usage
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return None
+        return self._choice(choices[0])
+
+    def _choice(self, choice: dict[str, object]) -> Chunk | None:
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str):
+            self._finish = _FINISH.get(reason, "stop")
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else None
+        if isinstance(text, str) and text:
+            return Chunk(text=text)
+        return None
+
+    def finish(self) -> Chunk:
+        """The final chunk; UpstreamError if the stream never said it finished."""
+        if self._finish is None:
+            raise UpstreamError(
+                f"{self._provider}: stream ended before a finish_reason", retryable=True
+            )
+        return Chunk(finish_reason=self._finish, usage=self._usage)

@@ -1,0 +1,133 @@
+"""Incremental decoders for upstream bodies: WHATWG Server-Sent Events and NDJSON.
+
+PURE: no I/O, no asyncio. Both decoders are fed the body in whatever pieces the
+transport delivers (a piece may end mid-line, between CR and LF, or inside a
+multi-byte UTF-8 character) and return only what those pieces completed.
+
+Strategy: lines are split on bytes, never on decoded text. CR and LF are ASCII
+and cannot occur inside a UTF-8 sequence, so a character cut across pieces is
+always whole again by the time its line is complete, and no incremental text
+decoder is needed. `data` stays bytes because orjson parses UTF-8 bytes
+directly; decoding it to str first would only be undone again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class LineSplitter:
+    """Splits a byte stream into lines ended by LF, CRLF or a lone CR."""
+
+    __slots__ = ("_buffer", "_skip_lf", "_started")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        # A piece that ended with CR may be the first half of CRLF: if the next
+        # piece starts with LF, that LF ends no new line.
+        self._skip_lf = False
+        self._started = False
+
+    def feed(self, piece: bytes) -> list[bytes]:
+        if not piece:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if piece[:1] == b"\n":
+                piece = piece[1:]
+        data = self._buffer + piece if self._buffer else piece
+        if not self._started:
+            if len(data) < len(_BOM) and _BOM.startswith(data):
+                self._buffer = data  # too short yet to tell whether it is a BOM
+                return []
+            self._started = True
+            if data.startswith(_BOM):
+                data = data[len(_BOM) :]
+        lines = data.splitlines()
+        last = data[-1:]
+        if last == b"\r":
+            self._skip_lf = True
+            self._buffer = b""
+        elif last == b"\n":
+            self._buffer = b""
+        else:
+            self._buffer = lines.pop() if lines else b""
+        return lines
+
+    def flush(self) -> bytes | None:
+        """The unterminated last line at the end of the body, if any."""
+        rest, self._buffer = self._buffer, b""
+        return rest or None
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    event: str  # "message" when the block named none
+    data: bytes  # the data lines joined with LF, undecoded
+    id: str | None = None
+
+
+class SSEDecoder:
+    """WHATWG event-stream parsing: fields, comments, multi-line data, dispatch
+    on a blank line. An event not followed by a blank line before the body
+    ends is dropped, as the spec (and both official SDKs) do."""
+
+    __slots__ = ("_data", "_event", "_id", "_lines")
+
+    def __init__(self) -> None:
+        self._lines = LineSplitter()
+        self._event = ""
+        self._data: list[bytes] = []
+        self._id: str | None = None
+
+    def feed(self, piece: bytes) -> list[SSEEvent]:
+        events: list[SSEEvent] = []
+        for line in self._lines.feed(piece):
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _line(self, line: bytes) -> SSEEvent | None:
+        if not line:
+            return self._dispatch()
+        if line[:1] == b":":
+            return None
+        name, colon, value = line.partition(b":")
+        if colon and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        elif name == b"id" and b"\0" not in value:
+            self._id = value.decode("utf-8", "replace")
+        # `retry` and unknown fields mean nothing to a client of an upstream.
+        return None
+
+    def _dispatch(self) -> SSEEvent | None:
+        event, self._event = self._event or "message", ""
+        if not self._data:
+            return None
+        data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+        self._data = []
+        return SSEEvent(event, data, self._id)
+
+
+class NDJSONDecoder:
+    """Newline-delimited JSON framing: yields each non-blank line's bytes."""
+
+    __slots__ = ("_lines",)
+
+    def __init__(self) -> None:
+        self._lines = LineSplitter()
+
+    def feed(self, piece: bytes) -> list[bytes]:
+        return [line for line in self._lines.feed(piece) if line.strip()]
+
+    def flush(self) -> list[bytes]:
+        """A last line that the body did not end with a newline."""
+        rest = self._lines.flush()
+        return [rest] if rest is not None and rest.strip() else []
