@@ -37,6 +37,7 @@ class Settings:
     first_token_timeout_s: float = 60.0
     idle_timeout_s: float = 30.0
     detach_grace_s: float = 30.0
+    attach_timeout_s: float = 30.0  # a created stream that nobody opens is abandoned after this
     resume_ttl_s: float = 600.0
     retry_ms: int = 2000
     redis_url: str | None = None
@@ -85,6 +86,7 @@ _ENV: dict[str, tuple[str, object]] = {
     "FIRST_TOKEN_TIMEOUT_S": ("first_token_timeout_s", float),
     "IDLE_TIMEOUT_S": ("idle_timeout_s", float),
     "DETACH_GRACE_S": ("detach_grace_s", float),
+    "ATTACH_TIMEOUT_S": ("attach_timeout_s", float),
     "RESUME_TTL_S": ("resume_ttl_s", float),
     "RETRY_MS": ("retry_ms", int),
     "REDIS_URL": ("redis_url", str),

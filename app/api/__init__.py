@@ -1,0 +1,1 @@
+"""HTTP endpoints: validation (pure), the raw ASGI helpers, and the routes."""

@@ -1,0 +1,23 @@
+"""Operations endpoints: liveness and readiness."""
+
+from __future__ import annotations
+
+from starlette.types import Receive, Scope, Send
+
+from app.api.http import send_json
+from app.api.streams import endpoint, services_of
+
+
+@endpoint
+async def healthz(scope: Scope, receive: Receive, send: Send) -> None:
+    await send_json(send, 200, {"status": "ok"})
+
+
+@endpoint
+async def readyz(scope: Scope, receive: Receive, send: Send) -> None:
+    services = services_of(scope)
+    problem = await services.readiness_problem()
+    if problem is None:
+        await send_json(send, 200, {"status": "ready"})
+    else:
+        await send_json(send, 503, {"status": "unavailable", "reason": problem})

@@ -1,0 +1,143 @@
+"""The native stream API (contract section 3), as raw ASGI endpoints.
+
+POST /v1/streams, GET /v1/streams/{id}, DELETE /v1/streams/{id}, and the
+one-shot GET /v1/stream. Everything that can fail is checked before the
+response starts, so errors are plain HTTP statuses with a JSON body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.types import Receive, Scope, Send
+
+from app.api.http import header, query_params, read_body, send_empty, send_error, send_json
+from app.api.validation import parse_json_object, parse_oneshot_query, parse_stream_request
+from app.errors import BadLastEventId, NotFound, SluiceError, Unavailable
+from app.services import Services
+from app.sse import is_stream_id, parse_event_id
+from app.streaming.responder import respond
+from app.streaming.source import StreamSource, resume_point
+from app.wire.native import NativeWire
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def services_of(scope: Scope) -> Services:
+    services: Services = scope["state"]["services"]
+    return services
+
+
+class endpoint:
+    """A raw ASGI endpoint (Starlette routes a non-function endpoint as ASGI);
+    a SluiceError raised before the response started becomes its JSON error."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+        self.__name__ = handler.__name__
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._handler(scope, receive, send)
+        except SluiceError as exc:
+            await send_error(send, exc)
+
+
+def last_event_id(scope: Scope) -> str | None:
+    """The resume point a client sent: the header (what EventSource sends) or the query."""
+    value = header(scope, b"last-event-id")
+    if value is None or not value.strip():
+        value = query_params(scope).get("last_event_id")
+    return value if value and value.strip() else None
+
+
+def _not_found(stream_id: str) -> NotFound:
+    return NotFound(
+        f"no stream {stream_id[:64]!r} (unknown, expired or not yours)", code="stream_not_found"
+    )
+
+
+async def find_stream(services: Services, stream_id: str, identity: str) -> StreamSource:
+    """The stream if it exists and belongs to `identity`; otherwise 404, never 403."""
+    source = await services.generations.find(stream_id) if is_stream_id(stream_id) else None
+    if source is None or source.meta.owner != identity:
+        raise _not_found(stream_id)
+    return source
+
+
+async def stream_events(
+    scope: Scope, receive: Receive, send: Send, services: Services, source: StreamSource, after: int
+) -> None:
+    point = await resume_point(source, after)
+    if point is None:
+        await send_empty(send, 204)
+        return
+    wire = NativeWire(source.meta.stream_id, services.settings.retry_ms)
+    delivery = await respond(
+        scope, receive, send, source, point, wire, services.settings.heartbeat_s
+    )
+    services.generations.record(source, delivery)
+
+
+@endpoint
+async def create_stream(scope: Scope, receive: Receive, send: Send) -> None:
+    services = services_of(scope)
+    owner = services.auth.identify(scope)
+    body = await read_body(scope, receive, services.settings.max_body_bytes)
+    request = parse_stream_request(parse_json_object(body), services.limits)
+    if services.draining:
+        raise Unavailable("the gateway is shutting down; retry on another instance")
+    generation = services.generations.start(request, owner)
+    meta = generation.meta
+    url = services.auth.stream_url(meta.stream_id, owner)
+    await send_json(
+        send,
+        201,
+        {"id": meta.stream_id, "url": url, "model": meta.model, "created": meta.created},
+        [(b"location", url.encode())],
+    )
+
+
+@endpoint
+async def get_stream(scope: Scope, receive: Receive, send: Send) -> None:
+    services = services_of(scope)
+    stream_id: str = scope["path_params"]["stream_id"]
+    identity = services.auth.identify(scope, stream_id)
+    source = await find_stream(services, stream_id, identity)
+    after = 0
+    resume = last_event_id(scope)
+    if resume is not None:
+        named, after = parse_event_id(resume)
+        if named != stream_id:
+            raise BadLastEventId(
+                "Last-Event-ID names another stream than the URL", param="Last-Event-ID"
+            )
+    await stream_events(scope, receive, send, services, source, after)
+
+
+@endpoint
+async def delete_stream(scope: Scope, receive: Receive, send: Send) -> None:
+    services = services_of(scope)
+    stream_id: str = scope["path_params"]["stream_id"]
+    identity = services.auth.identify(scope)
+    await find_stream(services, stream_id, identity)
+    await services.generations.cancel(stream_id)
+    await send_empty(send, 204)
+
+
+@endpoint
+async def oneshot_stream(scope: Scope, receive: Receive, send: Send) -> None:
+    services = services_of(scope)
+    resume = last_event_id(scope)
+    if resume is not None:
+        stream_id, after = parse_event_id(resume)
+        identity = services.auth.identify(scope, stream_id)
+        source = await find_stream(services, stream_id, identity)
+        await stream_events(scope, receive, send, services, source, after)
+        return
+    identity = services.auth.identify(scope)
+    request = parse_oneshot_query(query_params(scope), services.limits)
+    if services.draining:
+        raise Unavailable("the gateway is shutting down; retry on another instance")
+    generation = services.generations.start(request, identity)
+    await stream_events(scope, receive, send, services, generation, 0)

@@ -1,0 +1,77 @@
+"""The ASGI application: Starlette routes and lifespan around raw ASGI endpoints.
+
+Streaming endpoints are plain ASGI callables (Starlette hands them the raw
+`receive`/`send`); Starlette only routes and runs the lifespan, which builds
+the process-wide services and tears them down in order on shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.api import health, streams
+from app.errors import MethodNotAllowed, NotFound, SluiceError
+from app.observability.logging import configure_logging
+from app.providers.registry import ProviderRegistry
+from app.services import Services
+from app.settings import Settings, load_settings
+
+log = structlog.get_logger("sluice")
+
+
+def _routes() -> list[Route]:
+    return [
+        Route("/healthz", health.healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", health.readyz, methods=["GET", "HEAD"]),
+        Route("/v1/streams", streams.create_stream, methods=["POST"]),
+        Route("/v1/streams/{stream_id}", streams.get_stream, methods=["GET"]),
+        Route("/v1/streams/{stream_id}", streams.delete_stream, methods=["DELETE"]),
+        Route("/v1/stream", streams.oneshot_stream, methods=["GET"]),
+    ]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error: SluiceError
+    if exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    elif exc.status_code == 404:
+        error = NotFound(f"no route for {request.url.path[:200]}")
+    else:
+        error = SluiceError(str(exc.detail))
+        return JSONResponse(error.to_openai(), status_code=exc.status_code)
+    return JSONResponse(error.to_openai(), status_code=error.status)
+
+
+def create_app(
+    settings: Settings | None = None,
+    providers: Callable[[], ProviderRegistry] | None = None,
+) -> Starlette:
+    """The app; `providers` builds a replacement provider registry (tests)."""
+    configure_logging()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
+        services = Services.build(settings or load_settings(), providers and providers())
+        app.state.services = services
+        log.info("sluice.start", auth=services.auth.enabled)
+        try:
+            yield {"services": services}
+        finally:
+            services.draining = True
+            await services.aclose()
+            log.info("sluice.stop")
+
+    return Starlette(
+        routes=_routes(),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+    )

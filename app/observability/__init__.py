@@ -1,0 +1,1 @@
+"""Logs and metrics. Nothing here runs per token."""

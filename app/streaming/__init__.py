@@ -1,0 +1,1 @@
+"""Generations (one producer per stream), their logs, and the SSE responder."""

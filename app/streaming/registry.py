@@ -1,0 +1,115 @@
+"""The generations this process runs, and the ended ones it still holds for resume.
+
+A generation is registered when it starts and forgotten `resume_ttl_s` after
+it ends; shutdown stops whatever still runs. Resolving a model happens
+before anything starts, so an unknown model is a 404, never a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+
+from app.errors import ShuttingDown
+from app.providers.base import ChatRequest
+from app.providers.fallback import open_stream
+from app.providers.registry import ProviderRegistry
+from app.settings import Settings
+from app.sse import new_stream_id
+from app.streaming.events import StreamMeta
+from app.streaming.generation import Generation, Timeouts
+from app.streaming.responder import Delivery
+from app.streaming.source import StreamSource
+
+log = structlog.get_logger("sluice.stream")
+
+
+class Generations:
+    def __init__(self, settings: Settings, providers: ProviderRegistry) -> None:
+        self._settings = settings
+        self._providers = providers
+        self._live: dict[str, Generation] = {}
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._timeouts = Timeouts(
+            first_token_s=settings.first_token_timeout_s,
+            idle_s=settings.idle_timeout_s,
+            detach_grace_s=settings.detach_grace_s,
+            attach_s=max(settings.detach_grace_s, settings.attach_timeout_s),
+        )
+
+    def start(self, request: ChatRequest, owner: str) -> Generation:
+        targets = self._providers.resolve(request.model)
+        meta = StreamMeta(new_stream_id(), request.model, int(time.time()), owner)
+        generation = Generation(
+            meta,
+            request,
+            lambda req: open_stream(targets, req),
+            self._timeouts,
+            on_end=self._ended,
+        )
+        self._live[meta.stream_id] = generation
+        log.info(
+            "stream.start",
+            stream_id=meta.stream_id,
+            model=request.model,
+            provider=targets[0].provider.name,
+        )
+        return generation
+
+    def local(self, stream_id: str) -> Generation | None:
+        return self._live.get(stream_id)
+
+    async def find(self, stream_id: str) -> StreamSource | None:
+        return self._live.get(stream_id)
+
+    async def cancel(self, stream_id: str) -> None:
+        """DELETE: end the stream with `cancelled` (a no-op once it has ended)."""
+        generation = self._live.get(stream_id)
+        if generation is not None:
+            generation.cancel()
+            await generation.wait_ended()
+
+    def record(self, source: StreamSource, delivery: Delivery) -> None:
+        """Fold one response's delivery figures into its generation's stats."""
+        if isinstance(source, Generation):
+            source.stats.send_blocked_s += delivery.send_blocked_s
+            source.stats.bytes_sent += delivery.bytes_sent
+
+    def running(self) -> list[Generation]:
+        return [g for g in self._live.values() if g.log.ended is False]
+
+    def _ended(self, generation: Generation) -> None:
+        stats = generation.stats
+        meta = generation.meta
+        duration = (stats.ended or stats.started) - stats.started
+        log.info(
+            "stream.end",
+            stream_id=meta.stream_id,
+            model=meta.model,
+            outcome=stats.outcome,
+            tokens=stats.tokens,
+            ttft_ms=None if stats.ttft_ms is None else round(stats.ttft_ms, 1),
+            duration_s=round(duration, 3),
+            reconnections=max(0, stats.attaches - 1),
+        )
+        loop = asyncio.get_running_loop()
+        self._expiry[meta.stream_id] = loop.call_later(
+            self._settings.resume_ttl_s, self._forget, meta.stream_id
+        )
+
+    def _forget(self, stream_id: str) -> None:
+        self._live.pop(stream_id, None)
+        self._expiry.pop(stream_id, None)
+
+    async def close(self) -> None:
+        """Stop every running generation and wait for their terminal events."""
+        running = self.running()
+        for generation in running:
+            generation.stop(ShuttingDown("the gateway is shutting down"))
+        if running:
+            await asyncio.gather(*(g.wait_ended() for g in running))
+        for handle in self._expiry.values():
+            handle.cancel()
+        self._expiry.clear()

@@ -1,0 +1,1 @@
+"""Wire encodings of log events. Pure: no I/O."""
