@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.api import health, streams
+from app.api import chat, health, models, streams
 from app.errors import MethodNotAllowed, NotFound, SluiceError
 from app.observability.logging import configure_logging
 from app.providers.registry import ProviderRegistry
@@ -35,6 +35,8 @@ def _routes() -> list[Route]:
         Route("/v1/streams/{stream_id}", streams.get_stream, methods=["GET"]),
         Route("/v1/streams/{stream_id}", streams.delete_stream, methods=["DELETE"]),
         Route("/v1/stream", streams.oneshot_stream, methods=["GET"]),
+        Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+        Route("/v1/models", models.list_models, methods=["GET"]),
     ]
 
 

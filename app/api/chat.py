@@ -1,0 +1,186 @@
+"""POST /v1/chat/completions (contract section 4), as a raw ASGI endpoint.
+
+One pipeline, two encodings: a chat completion is a generation like any
+native stream (same Generations, same log, same responder); only the wire
+differs. A POST that carries `Last-Event-ID` (header or `last_event_id`
+query) resumes the stream its id names instead of generating again; it is
+validated exactly as the native GET is (owner check, 204 after the end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from starlette.types import Receive, Scope, Send
+
+from app.api.chat_validation import ChatCompletion, parse_chat_completion
+from app.api.http import read_body, send_empty, send_json
+from app.api.streams import endpoint, find_stream, last_event_id, services_of
+from app.api.validation import parse_json_object
+from app.errors import (
+    Abandoned,
+    BadLastEventId,
+    Cancelled,
+    InvalidRequest,
+    ShuttingDown,
+    SluiceError,
+    Unavailable,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+)
+from app.services import Services
+from app.sse import parse_event_id
+from app.streaming.events import Event, Failure
+from app.streaming.responder import respond
+from app.streaming.source import StreamSource, resume_point
+from app.wire.openai import OpenAIWire, completion_body, error_body
+
+# A failed generation's HTTP status for a non-streaming request, by wire type.
+_STATUS_OF: dict[str, int] = {
+    cls.type: cls.status
+    for cls in (
+        UpstreamError,
+        UpstreamTimeout,
+        UpstreamRateLimited,
+        Cancelled,
+        Abandoned,
+        ShuttingDown,
+        InvalidRequest,
+    )
+}
+
+
+_IDLE_S = 3600.0
+
+
+def failure_status(failure: Failure) -> int:
+    return _STATUS_OF.get(failure.type, UpstreamError.status)
+
+
+@endpoint
+async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
+    services = services_of(scope)
+    identity = services.auth.identify(scope)
+    body = await read_body(scope, receive, services.settings.max_body_bytes)
+    chat = parse_chat_completion(parse_json_object(body), services.limits)
+    resume = last_event_id(scope)
+    if resume is not None:
+        await _resume(scope, receive, send, services, chat, resume, identity)
+        return
+    if services.draining:
+        raise Unavailable("the gateway is shutting down; retry on another instance")
+    generation = services.generations.start(chat.request, identity)
+    if chat.stream:
+        await _stream(scope, receive, send, services, generation, 0, chat)
+    else:
+        await _complete(receive, send, generation)
+
+
+async def _resume(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    services: Services,
+    chat: ChatCompletion,
+    resume: str,
+    identity: str,
+) -> None:
+    stream_id, after = parse_event_id(resume)
+    if not chat.stream:
+        raise BadLastEventId(
+            "Last-Event-ID resumes a stream; it needs 'stream': true", param="Last-Event-ID"
+        )
+    source = await find_stream(services, stream_id, identity)
+    if source.meta.model != chat.request.model:
+        # A retry carries the original body: another model means another request.
+        raise BadLastEventId(
+            f"Last-Event-ID names a stream of model {source.meta.model!r}, "
+            f"but the body asks for {chat.request.model!r}",
+            param="Last-Event-ID",
+        )
+    await _stream(scope, receive, send, services, source, after, chat)
+
+
+async def _stream(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    services: Services,
+    source: StreamSource,
+    after: int,
+    chat: ChatCompletion,
+) -> None:
+    point = await resume_point(source, after)
+    if point is None:
+        await send_empty(send, 204)
+        return
+    wire = OpenAIWire(source.meta, include_usage=chat.include_usage)
+    delivery = await respond(
+        scope, receive, send, source, point, wire, services.settings.heartbeat_s
+    )
+    services.generations.record(source, delivery)
+
+
+async def _complete(receive: Receive, send: Send, source: StreamSource) -> None:
+    """stream: false — follow the log to its end, then answer in one piece."""
+    ended = await _until_end_or_gone(receive, source)
+    if ended is None:
+        return  # the client left; the generation's detach grace takes over
+    text, terminal = ended
+    headers = [(b"x-stream-id", source.meta.stream_id.encode())]
+    if terminal.done is not None:
+        await send_json(send, 200, completion_body(source.meta, text, terminal.done), headers)
+    else:
+        assert terminal.failure is not None
+        failure = terminal.failure
+        await send_json(send, failure_status(failure), error_body(failure), headers)
+
+
+async def _collect(source: StreamSource) -> tuple[str, Event]:
+    parts: list[str] = []
+    # No heartbeat to send: idle wake-ups would only be ignored, so they are rare.
+    # Closing the iterator on every exit is what detaches this reader.
+    async with contextlib.aclosing(source.follow(0, _IDLE_S)) as batches:
+        async for batch in batches:
+            for event in batch:
+                if event.terminal:
+                    return "".join(parts), event
+                parts.append(event.text)
+    raise SluiceError("the stream's log ended without a terminal event")
+
+
+async def _until_end_or_gone(receive: Receive, source: StreamSource) -> tuple[str, Event] | None:
+    """Collect the answer while watching `receive()` for the client leaving.
+
+    Strategy: as in the SSE responder, a watcher task cancels this one on
+    `http.disconnect`; closing the follow iterator detaches the reader, so a
+    client that gave up does not keep the upstream busy past the grace.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    finished = gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if not finished:
+            gone = True
+            task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        result = await _collect(source)
+        finished = True
+        return result
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()
+        return None
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
