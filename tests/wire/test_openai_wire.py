@@ -1,0 +1,205 @@
+"""app/wire/openai.py: log events as OpenAI's own `chat.completion.chunk` stream.
+
+The recorded OpenAI stream is the reference: encoding the same answer under
+the same id, created and model gives the same data lines, byte for byte,
+except what Sluice deliberately does not invent (a system fingerprint, and
+usage details it cannot know).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.providers.base import FinishReason, Usage
+from app.streaming.events import Done, Event, Failure, StreamMeta, token
+from app.wire.openai import OpenAIWire, completion_body
+from tests.support.sse_parser import SSEEvent, SSEParser
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "upstream"
+RECORDED = (FIXTURES / "openai-chat-stream.sse").read_bytes()
+# The recorded stream's identity, so that the encoder's bytes can be compared.
+META = StreamMeta("ABfw031mOJeYCSHe4yI2ZjOA6kMJL", "gpt-4o-2024-08-06", 1727346168, "")
+SID = META.stream_id
+
+
+def recorded_lines() -> list[bytes]:
+    """The fixture's data lines as Sluice would write them: no fingerprint it
+    cannot know, and no usage details it is not told."""
+    body = RECORDED.replace(b'"system_fingerprint":"fp_5050236cbd"', b'"system_fingerprint":null')
+    body = body.replace(b',"completion_tokens_details":{"reasoning_tokens":0}', b"")
+    return [line for line in body.split(b"\n") if line.startswith(b"data: ")]
+
+
+def recorded_texts() -> list[str]:
+    texts = []
+    for line in recorded_lines():
+        if line == b"data: [DONE]":
+            continue
+        choices = json.loads(line[6:])["choices"]
+        if choices and "content" in choices[0]["delta"] and "role" not in choices[0]["delta"]:
+            texts.append(choices[0]["delta"]["content"])
+    return texts
+
+
+RECORDED_USAGE = Usage(14, 30)
+
+
+def done(seq: int, finish: FinishReason = "stop") -> Event:
+    return Event(seq, "done", done=Done(finish, RECORDED_USAGE, 183.2, 51.7))
+
+
+def failure(seq: int) -> Event:
+    return Event(seq, "error", failure=Failure("upstream_error", "it broke", True))
+
+
+def answer(texts: list[str], finish: FinishReason = "stop") -> list[Event]:
+    events = [token(i, text) for i, text in enumerate(texts, start=1)]
+    return [*events, done(len(events) + 1, finish)]
+
+
+def parse(body: bytes) -> list[SSEEvent]:
+    parser = SSEParser()
+    parser.feed(body)
+    assert body.endswith(b"\n\n"), "the body ends with the blank line of its last block"
+    return parser.events
+
+
+def encode(events: list[Event], *, include_usage: bool = True) -> bytes:
+    return OpenAIWire(META, include_usage=include_usage).encode(events)
+
+
+def test_recorded_stream_is_reproduced_byte_for_byte() -> None:
+    body = encode(answer(recorded_texts()))
+    lines = [line for line in body.split(b"\n") if line.startswith(b"data: ")]
+    assert lines == recorded_lines()
+
+
+def test_every_block_has_its_event_id_next_to_its_data_line() -> None:
+    texts = recorded_texts()
+    body = encode(answer(texts))
+    blocks = body.split(b"\n\n")
+    assert blocks[-1] == b"", "the body ends with the blank line that dispatches the last block"
+    for block in blocks[:-1]:
+        lines = block.split(b"\n")
+        assert len(lines) == 2
+        assert lines[0].startswith(f"id: {SID}:".encode())
+        assert lines[1].startswith(b"data: ")
+    ids = [event.id for event in parse(body)]
+    last = len(texts) + 1
+    # role and first token share id 1; finish, usage and [DONE] share the done event's id
+    assert ids == [f"{SID}:1", *(f"{SID}:{i}" for i in range(1, last)), *[f"{SID}:{last}"] * 3]
+
+
+def test_preamble_is_empty_so_no_block_lacks_data() -> None:
+    assert OpenAIWire(META, include_usage=False).preamble() == b""
+
+
+def test_without_include_usage_there_is_no_usage_chunk() -> None:
+    events = parse(encode(answer(["Hi", " there"]), include_usage=False))
+    payloads = [e.data for e in events]
+    assert payloads[-1] == "[DONE]"
+    chunks = [json.loads(p) for p in payloads[:-1]]
+    assert all("usage" not in c for c in chunks)
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None, None, None, "stop"]
+    assert chunks[-1]["choices"][0]["delta"] == {}
+
+
+def test_usage_chunk_has_empty_choices_and_totals() -> None:
+    events = parse(encode(answer(["a", "b"], "length")))
+    usage = json.loads(events[-2].data)
+    assert usage["choices"] == []
+    assert usage["usage"] == {"prompt_tokens": 14, "completion_tokens": 30, "total_tokens": 44}
+    assert json.loads(events[-3].data)["choices"][0]["finish_reason"] == "length"
+
+
+def test_resumed_encoding_never_repeats_the_role_chunk() -> None:
+    events = answer(["one", " two", " three"])
+    resumed = parse(OpenAIWire(META, include_usage=False).encode(events[1:]))
+    deltas = [json.loads(e.data)["choices"][0]["delta"] for e in resumed[:-1]]
+    assert deltas == [{"content": " two"}, {"content": " three"}, {}]
+
+
+def test_an_empty_answer_still_starts_with_the_role_chunk() -> None:
+    events = parse(encode([done(1)], include_usage=False))
+    assert [e.data for e in events][-1] == "[DONE]"
+    deltas = [json.loads(e.data)["choices"][0]["delta"] for e in events[:-1]]
+    assert deltas == [{"role": "assistant", "content": "", "refusal": None}, {}]
+    assert {e.id for e in events} == {f"{SID}:1"}
+
+
+def test_mid_stream_error_is_an_error_object_and_the_end() -> None:
+    events = parse(encode([token(1, "Hi"), failure(2)]))
+    assert len(events) == 3
+    assert events[-1].id == f"{SID}:2"
+    assert json.loads(events[-1].data) == {
+        "error": {"message": "it broke", "type": "upstream_error", "param": None, "code": None}
+    }
+    assert all(e.data != "[DONE]" for e in events)
+
+
+def test_an_error_as_first_event_has_no_role_chunk() -> None:
+    events = parse(encode([failure(1)]))
+    assert len(events) == 1
+    assert "error" in json.loads(events[0].data)
+
+
+def test_token_bytes_are_built_once_and_shared_by_every_reader() -> None:
+    event = token(3, "shared")
+    first = OpenAIWire(META, include_usage=True).encode([event])
+    second = OpenAIWire(META, include_usage=False).encode([event])
+    assert event.openai is first
+    assert second is first
+
+
+def test_done_encoding_is_not_cached_because_include_usage_differs() -> None:
+    event = done(2)
+    with_usage = encode([event], include_usage=True)
+    without = encode([event], include_usage=False)
+    assert event.openai is None
+    assert with_usage.count(b"data: ") == 3
+    assert without.count(b"data: ") == 2
+
+
+def test_a_batch_encodes_as_its_events_one_after_another() -> None:
+    events = answer(["x", "y", "z"])
+    wire = OpenAIWire(META, include_usage=True)
+    assert wire.encode(events) == b"".join(wire.encode([e]) for e in events)
+
+
+texts = st.text(st.characters(exclude_categories=["Cs"]), min_size=1)
+
+
+@given(st.lists(texts, min_size=1, max_size=5))
+def test_any_text_round_trips_through_a_spec_parser(parts: list[str]) -> None:
+    events = parse(encode(answer(parts), include_usage=False))
+    contents = [json.loads(e.data)["choices"][0]["delta"].get("content") for e in events[1:-2]]
+    assert contents == parts
+    assert all("\n" not in e.data for e in events), "every payload is one data line"
+
+
+def test_completion_body_has_openai_keys_in_order() -> None:
+    body = completion_body(META, "Hello", Done("stop", Usage(3, 1), None, None))
+    assert list(body) == [
+        "id",
+        "object",
+        "created",
+        "model",
+        "choices",
+        "usage",
+        "system_fingerprint",
+    ]
+    assert body["id"] == f"chatcmpl-{SID}"
+    assert body["object"] == "chat.completion"
+    assert body["choices"] == [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello", "refusal": None},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ]
+    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
