@@ -71,7 +71,7 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
         return
     if services.draining:
         raise Unavailable("the gateway is shutting down; retry on another instance")
-    generation = services.generations.start(chat.request, identity)
+    generation = await services.generations.start(chat.request, identity)
     if chat.stream:
         await _stream(scope, receive, send, services, generation, 0, chat)
     else:

@@ -87,7 +87,7 @@ async def create_stream(scope: Scope, receive: Receive, send: Send) -> None:
     request = parse_stream_request(parse_json_object(body), services.limits)
     if services.draining:
         raise Unavailable("the gateway is shutting down; retry on another instance")
-    generation = services.generations.start(request, owner)
+    generation = await services.generations.start(request, owner)
     meta = generation.meta
     url = services.auth.stream_url(meta.stream_id, owner)
     await send_json(
@@ -139,5 +139,5 @@ async def oneshot_stream(scope: Scope, receive: Receive, send: Send) -> None:
     request = parse_oneshot_query(query_params(scope), services.limits)
     if services.draining:
         raise Unavailable("the gateway is shutting down; retry on another instance")
-    generation = services.generations.start(request, identity)
+    generation = await services.generations.start(request, identity)
     await stream_events(scope, receive, send, services, generation, 0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -29,6 +29,7 @@ from app.errors import (
     UpstreamTimeout,
 )
 from app.providers.base import ChatRequest, Chunk, Usage
+from app.resume.base import LogSink
 from app.streaming.events import Done, Event, Failure, StreamMeta
 from app.streaming.log import EventLog
 from app.streaming.watchdog import Watchdog
@@ -86,6 +87,11 @@ class Stats:
 
 
 ChunkSource = Callable[[ChatRequest], AsyncIterator[Chunk]]
+WantedElsewhere = Callable[[], Awaitable[bool]]
+
+
+async def _nowhere() -> bool:
+    return False
 
 
 class Generation:
@@ -96,6 +102,8 @@ class Generation:
         chunks: ChunkSource,
         timeouts: Timeouts,
         on_end: Callable[[Generation], None] = lambda g: None,
+        sink: LogSink | None = None,
+        wanted_elsewhere: WantedElsewhere = _nowhere,
     ) -> None:
         self.meta = meta
         self.request = request
@@ -105,11 +113,14 @@ class Generation:
         self._chunks = chunks
         self._timeouts = timeouts
         self._on_end = on_end
+        self._sink = sink
+        self._wanted_elsewhere = wanted_elsewhere
         self._readers = 0
         self._delivered = 0  # highest seq whose send completed, over all readers
         self._credit: asyncio.Future[None] | None = None
         self._stop_error: SluiceError | None = None
         self._grace: asyncio.TimerHandle | None = None
+        self._checking: asyncio.Task[None] | None = None
         self._watchdog = Watchdog(self._timed_out)
         self._ended = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(
@@ -170,7 +181,7 @@ class Generation:
             self._watchdog.disarm()
             if self._grace is not None:
                 self._grace.cancel()
-        self._finish(terminal)
+        await self._finish(terminal)
 
     async def _pull(self) -> Event:
         """Pull chunks into the log; return the terminal event (not yet appended)."""
@@ -178,6 +189,7 @@ class Generation:
         stats = self.stats
         watchdog = self._watchdog
         idle_s = self._timeouts.idle_s
+        sink = self._sink
         watchdog.arm(self._timeouts.first_token_s)
         chunks = self._chunks(self.request)
         try:
@@ -186,7 +198,10 @@ class Generation:
                     if stats.first_token is None:
                         stats.first_token = time.monotonic()
                     stats.tokens += 1
-                    log_.append(Event(log_.last_seq + 1, "token", text=chunk.text))
+                    event = Event(log_.last_seq + 1, "token", text=chunk.text)
+                    log_.append(event)
+                    if sink is not None:
+                        sink.append(event)
                     watchdog.arm(idle_s)
                     if self._readers and log_.last_seq - self._delivered >= CREDIT_WINDOW:
                         await self._wait_for_credit()
@@ -225,11 +240,17 @@ class Generation:
         failure = Failure(error.type, error.message, error.retryable)
         return Event(self.log.last_seq + 1, "error", failure=failure)
 
-    def _finish(self, terminal: Event) -> None:
+    async def _finish(self, terminal: Event) -> None:
         self.stats.ended = time.monotonic()
         self.stats.outcome = terminal.kind if terminal.failure is None else terminal.failure.type
         self.log.append(terminal)
         self._transition(State.ENDED)
+        if self._sink is not None:
+            self._sink.append(terminal)
+            try:
+                await self._sink.close()
+            except Exception:  # readers here have the log; elsewhere the lease expires
+                log.exception("stream.mirror_failed", stream_id=self.meta.stream_id)
         self._ended.set()
         self._on_end(self)
 
@@ -280,19 +301,36 @@ class Generation:
     def _detach(self) -> None:
         self._readers -= 1
         if self._readers == 0 and self.state is State.RUNNING:
-            self._release_credit()
             self._start_grace(self._timeouts.detach_grace_s)
 
     def _start_grace(self, seconds: float) -> None:
         if self._grace is not None:
             self._grace.cancel()
+        self._grace = None
         if seconds <= 0:
-            self._grace = None
-            self.stop(Abandoned("every reader left and the detach grace expired"))
+            self._grace_expired()  # the credit stays held: nothing more is pulled
         else:
-            self._grace = asyncio.get_running_loop().call_later(
-                seconds, self.stop, Abandoned("every reader left and the detach grace expired")
-            )
+            self._release_credit()  # detached, the producer runs free for the grace
+            self._grace = asyncio.get_running_loop().call_later(seconds, self._grace_expired)
+
+    def _grace_expired(self) -> None:
+        self._grace = None
+        if self._readers == 0 and self.state is State.RUNNING:
+            self._checking = asyncio.get_running_loop().create_task(self._abandon_unless_wanted())
+
+    async def _abandon_unless_wanted(self) -> None:
+        """Readers in other processes count too: while there are any, wait another grace."""
+        try:
+            wanted = await self._wanted_elsewhere()
+        except Exception:
+            log.exception("stream.presence_check_failed", stream_id=self.meta.stream_id)
+            wanted = False
+        if self._readers or self.state is not State.RUNNING:
+            return
+        if wanted:
+            self._start_grace(max(self._timeouts.detach_grace_s, 1.0))
+        else:
+            self.stop(Abandoned("every reader left and the detach grace expired"))
 
 
 async def _aclose(chunks: AsyncIterator[Chunk]) -> None:

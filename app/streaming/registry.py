@@ -16,6 +16,7 @@ from app.errors import ShuttingDown
 from app.providers.base import ChatRequest
 from app.providers.fallback import open_stream
 from app.providers.registry import ProviderRegistry
+from app.resume.base import ResumeStore
 from app.settings import Settings
 from app.sse import new_stream_id
 from app.streaming.events import StreamMeta
@@ -27,9 +28,12 @@ log = structlog.get_logger("sluice.stream")
 
 
 class Generations:
-    def __init__(self, settings: Settings, providers: ProviderRegistry) -> None:
+    def __init__(
+        self, settings: Settings, providers: ProviderRegistry, store: ResumeStore
+    ) -> None:
         self._settings = settings
         self._providers = providers
+        self._store = store
         self._live: dict[str, Generation] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._timeouts = Timeouts(
@@ -39,15 +43,23 @@ class Generations:
             attach_s=max(settings.detach_grace_s, settings.attach_timeout_s),
         )
 
-    def start(self, request: ChatRequest, owner: str) -> Generation:
+    async def start(self, request: ChatRequest, owner: str) -> Generation:
         targets = self._providers.resolve(request.model)
         meta = StreamMeta(new_stream_id(), request.model, int(time.time()), owner)
+        sink = await self._store.create(meta)
+        store = self._store
+
+        async def wanted_elsewhere() -> bool:
+            return await store.readers_elsewhere(meta.stream_id) > 0
+
         generation = Generation(
             meta,
             request,
             lambda req: open_stream(targets, req),
             self._timeouts,
             on_end=self._ended,
+            sink=sink,
+            wanted_elsewhere=wanted_elsewhere,
         )
         self._live[meta.stream_id] = generation
         log.info(
@@ -62,14 +74,17 @@ class Generations:
         return self._live.get(stream_id)
 
     async def find(self, stream_id: str) -> StreamSource | None:
-        return self._live.get(stream_id)
+        """The stream, run here or (with a shared store) by another process."""
+        return self._live.get(stream_id) or await self._store.open(stream_id)
 
     async def cancel(self, stream_id: str) -> None:
         """DELETE: end the stream with `cancelled` (a no-op once it has ended)."""
         generation = self._live.get(stream_id)
-        if generation is not None:
-            generation.cancel()
-            await generation.wait_ended()
+        if generation is None:
+            await self._store.cancel_elsewhere(stream_id)
+            return
+        generation.cancel()
+        await generation.wait_ended()
 
     def record(self, source: StreamSource, delivery: Delivery) -> None:
         """Fold one response's delivery figures into its generation's stats."""
