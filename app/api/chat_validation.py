@@ -136,12 +136,12 @@ def _check_ignored(data: Mapping[str, object]) -> None:
         raise InvalidRequest("'service_tier' must be a string", param="service_tier")
 
 
-def _bool(data: Mapping[str, object], name: str) -> bool:
+def _bool(data: Mapping[str, object], name: str, prefix: str = "") -> bool:
     value = data.get(name)
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise InvalidRequest(f"'{name}' must be a boolean", param=name)
+        raise InvalidRequest(f"'{prefix}{name}' must be a boolean", param=prefix + name)
     return value
 
 
@@ -165,8 +165,8 @@ def parse_include_usage(data: Mapping[str, object], stream: bool) -> bool:
             f"known: {sorted(_STREAM_OPTIONS)}",
             param="stream_options",
         )
-    _bool(options, "include_obfuscation")  # accepted: Sluice never pads chunks
-    return _bool(options, "include_usage")
+    _bool(options, "include_obfuscation", "stream_options.")  # accepted: Sluice never pads
+    return _bool(options, "include_usage", "stream_options.")
 
 
 def parse_max_completion_tokens(data: Mapping[str, object], limits: Limits) -> int | None:
