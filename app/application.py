@@ -13,12 +13,16 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.api import chat, health, models, streams
 from app.errors import MethodNotAllowed, NotFound, SluiceError
+from app.observability import metrics
+from app.observability.context import RequestContext
+from app.observability.endpoint import metrics_endpoint
 from app.observability.logging import configure_logging
 from app.providers.registry import ProviderRegistry
 from app.services import Services
@@ -31,6 +35,7 @@ def _routes() -> list[Route]:
     return [
         Route("/healthz", health.healthz, methods=["GET", "HEAD"]),
         Route("/readyz", health.readyz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/v1/streams", streams.create_stream, methods=["POST"]),
         Route("/v1/streams/{stream_id}", streams.get_stream, methods=["GET"]),
         Route("/v1/streams/{stream_id}", streams.delete_stream, methods=["DELETE"]),
@@ -70,10 +75,12 @@ def create_app(
         finally:
             services.draining = True
             await services.aclose()
+            metrics.process_exiting()
             log.info("sluice.stop")
 
     return Starlette(
         routes=_routes(),
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
+        middleware=[Middleware(RequestContext)],
     )

@@ -1,18 +1,49 @@
 """structlog set up once: JSON lines by default, a console renderer on a TTY.
 
-Request ids travel in a context variable, so every line of a request carries
-one. Prompts, tokens and keys are never passed to a logger unless
-SLUICE_LOG_CONTENT is on; callers check `settings.log_content` themselves.
+Request ids travel in a context variable (bound by
+`app.observability.context.RequestContext`), so every line of a request, and
+of the generation it starts, carries one. Prompts and generated text are
+never passed to a logger unless SLUICE_LOG_CONTENT is on; callers check
+`settings.log_content` themselves. Credentials are never logged: a last
+processor masks any field whose name says it holds one, whatever the caller
+passed.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 
 import structlog
 
 _configured = False
+REDACTED = "[redacted]"
+SECRET_FIELDS = frozenset(
+    {"authorization", "api_key", "api_keys", "key", "token", "secret", "password", "cookie"}
+)
+
+
+class StderrLogger:
+    """Writes each line to whatever `sys.stderr` is at that moment, so a test
+    that swaps it (pytest's capsys) sees the real server's lines."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _stderr_logger(*args: object) -> StderrLogger:
+    return StderrLogger()
+
+
+def redact_secrets(
+    logger: object, method: str, event: MutableMapping[str, object]
+) -> MutableMapping[str, object]:
+    for name in SECRET_FIELDS.intersection(event):
+        event[name] = REDACTED
+    return event
 
 
 def configure_logging(*, json: bool | None = None, level: int = logging.INFO) -> None:
@@ -30,9 +61,10 @@ def configure_logging(*, json: bool | None = None, level: int = logging.INFO) ->
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_secrets,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=True,
     )

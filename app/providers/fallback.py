@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 from app.errors import UpstreamError, UpstreamRateLimited
 from app.providers.base import ChatRequest, Chunk
 from app.providers.registry import Target
 
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class Attempts(Protocol):
+    """Told of each target tried and each move on (metrics, upstream TTFT); must not wait."""
+
+    def opening(self, target: Target) -> None: ...
+
+    def falling_back(self, target: Target, error: UpstreamError) -> None: ...
 
 BACKOFF_S = 0.05
 MAX_BACKOFF_S = 0.2
@@ -41,13 +50,19 @@ async def _close(iterator: AsyncIterator[Chunk]) -> None:
 
 
 async def open_stream(
-    targets: tuple[Target, ...], request: ChatRequest, *, sleep: Sleep = asyncio.sleep
+    targets: tuple[Target, ...],
+    request: ChatRequest,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    attempts: Attempts | None = None,
 ) -> AsyncIterator[Chunk]:
     """Chunks from the first target that gets as far as its first token."""
     if not targets:
         raise ValueError("open_stream needs at least one target")
     last = len(targets) - 1
     for attempt, target in enumerate(targets):
+        if attempts is not None:
+            attempts.opening(target)
         iterator = target.provider.stream(request, target.model)
         started = False
         try:
@@ -59,6 +74,8 @@ async def open_stream(
             if started or not exc.retryable or attempt == last:
                 raise
             delay = backoff(attempt, exc)
+            if attempts is not None:
+                attempts.falling_back(target, exc)
         finally:
             await _close(iterator)
         await sleep(delay)

@@ -28,6 +28,7 @@ from app.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from app.observability import metrics
 from app.providers.base import ChatRequest, Chunk, Usage
 from app.resume.base import LogSink
 from app.streaming.events import Done, Event, Failure, StreamMeta
@@ -75,10 +76,28 @@ class Stats:
     send_blocked_s: float = 0.0
     bytes_sent: int = 0
     outcome: str = "running"
+    provider: str = ""  # of the target that answered (a fallback moves it)
+    upstream_opened: float | None = None  # that target's stream was opened
+    reported_output_tokens: int | None = None  # the provider's usage, when it gave one
 
     @property
     def ttft_ms(self) -> float | None:
         return None if self.first_token is None else (self.first_token - self.started) * 1000
+
+    @property
+    def upstream_ttft_ms(self) -> float | None:
+        if self.first_token is None or self.upstream_opened is None:
+            return None
+        return (self.first_token - self.upstream_opened) * 1000
+
+    @property
+    def output_tokens(self) -> int:
+        reported = self.reported_output_tokens
+        return self.tokens if reported is None else reported
+
+    @property
+    def reconnections(self) -> int:
+        return max(0, self.attaches - 1)
 
     def tokens_per_second(self, now: float) -> float | None:
         if self.first_token is None or self.tokens < 2 or now <= self.first_token:
@@ -104,11 +123,12 @@ class Generation:
         on_end: Callable[[Generation], None] = lambda g: None,
         sink: LogSink | None = None,
         wanted_elsewhere: WantedElsewhere = _nowhere,
+        stats: Stats | None = None,
     ) -> None:
         self.meta = meta
         self.request = request
         self.log = EventLog()
-        self.stats = Stats()
+        self.stats = Stats() if stats is None else stats  # given: timed from request arrival
         self.state = State.RUNNING
         self._chunks = chunks
         self._timeouts = timeouts
@@ -191,6 +211,7 @@ class Generation:
         idle_s = self._timeouts.idle_s
         sink = self._sink
         watchdog.arm(self._timeouts.first_token_s)
+        stats.upstream_opened = time.monotonic()  # a fallback chain re-stamps it per target
         chunks = self._chunks(self.request)
         try:
             async for chunk in chunks:
@@ -228,6 +249,8 @@ class Generation:
         assert chunk.finish_reason is not None
         stats = self.stats
         usage = chunk.usage or Usage(0, stats.tokens)
+        if chunk.usage is not None:
+            stats.reported_output_tokens = chunk.usage.output_tokens
         done = Done(
             finish_reason=chunk.finish_reason,
             usage=usage,
@@ -286,6 +309,9 @@ class Generation:
     def _attach(self, after: int) -> None:
         self._readers += 1
         self.stats.attaches += 1
+        metrics.ATTACHED_READERS.inc()
+        if self.stats.attaches > 1:
+            metrics.RECONNECTIONS.inc()
         if after > self._delivered:
             self._delivered = after
         if self._grace is not None:
@@ -300,6 +326,7 @@ class Generation:
 
     def _detach(self) -> None:
         self._readers -= 1
+        metrics.ATTACHED_READERS.dec()
         if self._readers == 0 and self.state is State.RUNNING:
             self._start_grace(self._timeouts.detach_grace_s)
 

@@ -13,6 +13,9 @@ import time
 import structlog
 
 from app.errors import ShuttingDown
+from app.observability import report
+from app.observability.context import request_arrival
+from app.observability.metrics import ModelLabels
 from app.providers.base import ChatRequest
 from app.providers.fallback import open_stream
 from app.providers.registry import ProviderRegistry
@@ -20,7 +23,7 @@ from app.resume.base import ResumeStore
 from app.settings import Settings
 from app.sse import new_stream_id
 from app.streaming.events import StreamMeta
-from app.streaming.generation import Generation, Timeouts
+from app.streaming.generation import Generation, Stats, Timeouts
 from app.streaming.responder import Delivery
 from app.streaming.source import StreamSource
 
@@ -36,6 +39,7 @@ class Generations:
         self._store = store
         self._live: dict[str, Generation] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._labels = ModelLabels(providers.model_names())
         self._timeouts = Timeouts(
             first_token_s=settings.first_token_timeout_s,
             idle_s=settings.idle_timeout_s,
@@ -48,6 +52,8 @@ class Generations:
         meta = StreamMeta(new_stream_id(), request.model, int(time.time()), owner)
         sink = await self._store.create(meta)
         store = self._store
+        stats = Stats(started=request_arrival(), provider=targets[0].provider.name)
+        attempts = report.StreamAttempts(stats, meta.stream_id, self._labels(request.model))
 
         async def wanted_elsewhere() -> bool:
             return await store.readers_elsewhere(meta.stream_id) > 0
@@ -55,19 +61,15 @@ class Generations:
         generation = Generation(
             meta,
             request,
-            lambda req: open_stream(targets, req),
+            lambda req: open_stream(targets, req, attempts=attempts),
             self._timeouts,
             on_end=self._ended,
             sink=sink,
             wanted_elsewhere=wanted_elsewhere,
+            stats=stats,
         )
         self._live[meta.stream_id] = generation
-        log.info(
-            "stream.start",
-            stream_id=meta.stream_id,
-            model=request.model,
-            provider=targets[0].provider.name,
-        )
+        report.stream_started(generation, self._settings.log_content)
         return generation
 
     def local(self, stream_id: str) -> Generation | None:
@@ -87,28 +89,18 @@ class Generations:
         await generation.wait_ended()
 
     def record(self, source: StreamSource, delivery: Delivery) -> None:
-        """Fold one response's delivery figures into its generation's stats."""
+        """Fold one response's delivery figures into its generation's stats; report them."""
         if isinstance(source, Generation):
             source.stats.send_blocked_s += delivery.send_blocked_s
             source.stats.bytes_sent += delivery.bytes_sent
+        report.response_ended(source.meta, delivery, self._labels(source.meta.model))
 
     def running(self) -> list[Generation]:
         return [g for g in self._live.values() if g.log.ended is False]
 
     def _ended(self, generation: Generation) -> None:
-        stats = generation.stats
         meta = generation.meta
-        duration = (stats.ended or stats.started) - stats.started
-        log.info(
-            "stream.end",
-            stream_id=meta.stream_id,
-            model=meta.model,
-            outcome=stats.outcome,
-            tokens=stats.tokens,
-            ttft_ms=None if stats.ttft_ms is None else round(stats.ttft_ms, 1),
-            duration_s=round(duration, 3),
-            reconnections=max(0, stats.attaches - 1),
-        )
+        report.stream_ended(generation, self._labels(meta.model), self._settings.log_content)
         loop = asyncio.get_running_loop()
         self._expiry[meta.stream_id] = loop.call_later(
             self._settings.resume_ttl_s, self._forget, meta.stream_id
