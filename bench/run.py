@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import importlib.metadata
 import importlib.util
@@ -36,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -509,8 +510,15 @@ async def sluice_importable() -> str | None:
     return None
 
 
-async def run_all(mode: str, only: list[str] | None) -> dict[str, Any]:
+async def run_all(
+    mode: str,
+    only: list[str] | None,
+    rounds_wanted: int | None = None,
+    on_round: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     sizes = SIZES[mode]
+    if rounds_wanted is not None:
+        sizes = dataclasses.replace(sizes, rounds=rounds_wanted)
     cores = Cores.split()
     os.sched_setaffinity(0, cores.load)  # this runner stays off the gateway's core
     logdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
@@ -530,6 +538,19 @@ async def run_all(mode: str, only: list[str] | None) -> dict[str, Any]:
             if system.redis:
                 skipped[system.name] = "no redis-server on PATH"
         systems = [s for s in systems if not s.redis]
+
+    rounds: list[dict[str, dict[str, Any]]] = []
+
+    def snapshot() -> dict[str, Any]:
+        return {
+            "mode": mode,
+            "sizes": asdict(sizes),
+            "systems": [asdict(s) for s in systems],
+            "skipped": skipped,
+            "rounds": rounds,
+            "cores": {"gateway": sorted(cores.gateway), "load": sorted(cores.load)},
+            "logdir": str(logdir),
+        }
 
     env = dict(os.environ)
     upstream = Proc(
@@ -568,7 +589,6 @@ async def run_all(mode: str, only: list[str] | None) -> dict[str, Any]:
                     if (await redis_command(ctx.redis_port, b"PING")).startswith(b"+PONG"):
                         break
                 await asyncio.sleep(0.05)
-        rounds: list[dict[str, dict[str, Any]]] = []
         for r in range(sizes.rounds):
             print(f"round {r + 1}/{sizes.rounds}", flush=True)
             results: dict[str, dict[str, Any]] = {s.name: {} for s in systems}
@@ -587,19 +607,13 @@ async def run_all(mode: str, only: list[str] | None) -> dict[str, Any]:
                     found = await measure_system(ctx, system, group, f"r{r}-{group[0]}")
                     results[system.name].update(found)
             rounds.append(results)
+            if on_round is not None:  # a report after every round: a long run can be cut short
+                on_round(snapshot())
     finally:
         upstream.stop()
         if redis is not None:
             redis.stop()
-    return {
-        "mode": mode,
-        "sizes": asdict(sizes),
-        "systems": [asdict(s) for s in systems],
-        "skipped": skipped,
-        "rounds": rounds,
-        "cores": {"gateway": sorted(cores.gateway), "load": sorted(cores.load)},
-        "logdir": str(logdir),
-    }
+    return snapshot()
 
 
 # -- the report --------------------------------------------------------------------------
@@ -714,7 +728,7 @@ def report(data: dict[str, Any], command: str, started: str, elapsed_s: float) -
         "tokens delivered; Redis's own CPU is shown apart. Latency added is measured against",
         "the same load client going straight to the fake upstream in the same round.",
         "",
-        f"- command: `{command}` (mode `{data['mode']}`, {s.rounds} round(s), "
+        f"- command: `{command}` (mode `{data['mode']}`, {len(rounds)} of {s.rounds} round(s), "
         f"{elapsed_s / 60:.1f} min), started {started}",
         f"- revision: {git_revision()}",
         f"- machine: {machine()}; gateway pinned to core(s) {data['cores']['gateway']}, "
@@ -950,18 +964,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--systems", help="comma-separated names (default: all of the mode)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    parser.add_argument("--rounds", type=int, default=None, help="override the mode's rounds")
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     only = args.systems.split(",") if args.systems else None
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     t0 = time.monotonic()
-    data = asyncio.run(run_all(mode, only))
-    elapsed = time.monotonic() - t0
     command = "python -m bench.run" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
-    args.out.write_text(scrub(report(data, command, started, elapsed), data["logdir"]))
-    if args.json is not None:
-        args.json.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-    print(f"wrote {args.out} in {elapsed:.0f} s; logs in {data['logdir']}")
+
+    def write(data: dict[str, Any]) -> None:
+        elapsed = time.monotonic() - t0
+        args.out.write_text(scrub(report(data, command, started, elapsed), data["logdir"]))
+        if args.json is not None:
+            args.json.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        print(f"wrote {args.out} after {elapsed:.0f} s; logs in {data['logdir']}", flush=True)
+
+    write(asyncio.run(run_all(mode, only, args.rounds, write)))
 
 
 if __name__ == "__main__":
