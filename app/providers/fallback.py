@@ -27,6 +27,7 @@ class Attempts(Protocol):
 
     def falling_back(self, target: Target, error: UpstreamError) -> None: ...
 
+
 BACKOFF_S = 0.05
 MAX_BACKOFF_S = 0.2
 # Strategy: a small retry-after is worth waiting for; a long one is the
