@@ -46,9 +46,12 @@ def redact_secrets(
     return event
 
 
-def configure_logging(*, json: bool | None = None, level: int = logging.INFO) -> None:
+def configure_logging(
+    *, json: bool | None = None, level: int = logging.INFO, force: bool = False
+) -> None:
+    """Once per process; `force` reconfigures (tests that parse the lines want JSON)."""
     global _configured
-    if _configured:
+    if _configured and not force:
         return
     _configured = True
     render_json = not sys.stderr.isatty() if json is None else json

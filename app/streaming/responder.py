@@ -113,8 +113,10 @@ async def _pump(
             async for batch in iterator:
                 body = wire.encode(batch) if batch else PING
                 t0 = clock()
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-                blocked += clock() - t0
+                try:
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                finally:  # a client that leaves mid-send blocked us too: count that wait
+                    blocked += clock() - t0
                 sent += len(body)
                 if batch:
                     delivery.last_seq = batch[-1].seq
