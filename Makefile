@@ -41,3 +41,19 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
+
+# Production shape: several hypercorn workers (ops/hypercorn.toml) sharing one Redis
+# event log, so a reconnect served by any worker resumes. nginx goes in front
+# (ops/nginx.conf). Every worker must sign stream URLs with the same secret: without
+# SLUICE_SECRET one is made for this run (set it yourself when several hosts serve).
+SLUICE_WORKERS ?= 2
+serve-prod: $(STAMP)
+	@test -n "$(SLUICE_REDIS_URL)" || { echo "serve-prod: SLUICE_REDIS_URL is unset. Several workers share streams only through Redis: export SLUICE_REDIS_URL=redis://127.0.0.1:6379/0" >&2; exit 2; }
+	@test -n "$(SLUICE_SECRET)" || echo "serve-prod: SLUICE_SECRET is unset; using a secret made for this run (signed stream URLs die with it)" >&2
+	SLUICE_SECRET="$${SLUICE_SECRET:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')}" \
+	$(BIN)/hypercorn --config ops/hypercorn.toml --bind $(SLUICE_HOST):$(SLUICE_PORT) --workers $(SLUICE_WORKERS) asgi:app
+
+# k6 ramp of SSE streams against the simulated model (ops/k6/streams.js); starts its
+# own Sluice unless SLUICE_URL is given. Size: LOAD_VUS, LOAD_RAMP, LOAD_HOLD, LOAD_TOKENS.
+load: $(STAMP)
+	$(BIN)/python ops/k6/run.py
