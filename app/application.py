@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from app.api import chat, health, models, streams
 from app.errors import MethodNotAllowed, NotFound, SluiceError
@@ -25,6 +26,8 @@ from app.observability.context import RequestContext
 from app.observability.endpoint import metrics_endpoint
 from app.observability.logging import configure_logging
 from app.providers.registry import ProviderRegistry
+from app.security.cors import CORS
+from app.security.exposure import ExposureCheck, warn_at_startup
 from app.services import Services
 from app.settings import Settings, load_settings
 
@@ -43,6 +46,11 @@ def _routes() -> list[Route]:
         Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
     ]
+
+
+def _cors_origins(scope: Scope) -> tuple[str, ...]:
+    services: Services = scope["state"]["services"]
+    return services.settings.cors_origins
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -70,6 +78,7 @@ def create_app(
         services = Services.build(settings or load_settings(), providers and providers())
         app.state.services = services
         log.info("sluice.start", auth=services.auth.enabled)
+        warn_at_startup(services.settings)
         try:
             yield {"services": services}
         finally:
@@ -82,5 +91,9 @@ def create_app(
         routes=_routes(),
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
-        middleware=[Middleware(RequestContext)],
+        middleware=[
+            Middleware(RequestContext),
+            Middleware(CORS, origins_of=_cors_origins),
+            Middleware(ExposureCheck),
+        ],
     )

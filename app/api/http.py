@@ -13,6 +13,7 @@ from app.errors import (
     PayloadTooLarge,
     RateLimited,
     SluiceError,
+    Unauthorized,
     UpstreamRateLimited,
 )
 
@@ -84,6 +85,8 @@ async def send_empty(send: Send, status: int, headers: Headers = ()) -> None:
 
 
 def error_headers(error: SluiceError) -> list[tuple[bytes, bytes]]:
+    if isinstance(error, Unauthorized):
+        return [(b"www-authenticate", b"Bearer")]
     retry_after: float | None = None
     if isinstance(error, RateLimited | UpstreamRateLimited):
         retry_after = error.retry_after

@@ -78,10 +78,19 @@ class Chunk:
     usage: Usage | None = None
 
 
+# Every option a client may pass through `ChatRequest.options`.
+OPTION_NAMES = frozenset(
+    ("top_p", "top_k", "stop", "seed", "presence_penalty", "frequency_penalty", "user")
+)
+
+
 class Provider(Protocol):
-    """One upstream. `name` is the `<provider>` part of model names."""
+    """One upstream. `name` is the `<provider>` part of model names; `accepts`
+    the options it forwards upstream. Any other option set on a request is
+    refused with a 400 before the stream starts, never dropped silently."""
 
     name: str
+    accepts: frozenset[str]
 
     def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Chunk]:
         """Generate for `model` (the part after `<provider>/`)."""

@@ -30,6 +30,7 @@ NO_KEY = "sluice-no-key"  # local servers ignore the key, but the SDK wants one
 
 
 class OpenAIProvider:
+    accepts = frozenset(PASSTHROUGH)
     """`max_tokens_field`: api.openai.com wants `max_completion_tokens` (its
     reasoning models reject `max_tokens`); compatible servers mostly know
     only `max_tokens`."""

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 from app.errors import NotFound, UpstreamError
-from app.providers.base import ChatRequest, Chunk, FinishReason, SimOptions, Usage
+from app.providers.base import OPTION_NAMES, ChatRequest, Chunk, FinishReason, SimOptions, Usage
 
 _LOREM_TEXT = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
@@ -42,6 +42,9 @@ def lorem_tokens(n: int) -> Iterator[str]:
 
 class SimulatedProvider:
     name = "sim"
+    # The simulated answer is defined by the request's text alone; sampling
+    # options are accepted so clients can be tested unchanged.
+    accepts = OPTION_NAMES
 
     def __init__(self, default_tps: float, default_ttft_ms: float) -> None:
         self._tps = default_tps

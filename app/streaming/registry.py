@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import structlog
 
-from app.errors import ShuttingDown
+from app.errors import InvalidRequest, ShuttingDown
 from app.observability import report
 from app.observability.context import request_arrival
 from app.observability.metrics import ModelLabels
 from app.providers.base import ChatRequest
 from app.providers.fallback import open_stream
-from app.providers.registry import ProviderRegistry
+from app.providers.registry import ProviderRegistry, Target
 from app.resume.base import ResumeStore
+from app.security.limits import MemorySlots, StreamSlots
 from app.settings import Settings
 from app.sse import new_stream_id
 from app.streaming.events import StreamMeta
@@ -32,11 +34,16 @@ log = structlog.get_logger("sluice.stream")
 
 class Generations:
     def __init__(
-        self, settings: Settings, providers: ProviderRegistry, store: ResumeStore
+        self,
+        settings: Settings,
+        providers: ProviderRegistry,
+        store: ResumeStore,
+        slots: StreamSlots | None = None,
     ) -> None:
         self._settings = settings
         self._providers = providers
         self._store = store
+        self._slots = slots or MemorySlots(settings.max_streams_per_key)
         self._live: dict[str, Generation] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._labels = ModelLabels(providers.model_names())
@@ -49,8 +56,16 @@ class Generations:
 
     async def start(self, request: ChatRequest, owner: str) -> Generation:
         targets = self._providers.resolve(request.model)
+        _check_options(request, targets)
         meta = StreamMeta(new_stream_id(), request.model, int(time.time()), owner)
-        sink = await self._store.create(meta)
+        # The slot is taken before anything exists (a refusal is a bare 429) and
+        # given back in `_ended`, which every exit passes exactly once.
+        await self._slots.acquire(owner, meta.stream_id)
+        try:
+            sink = await self._store.create(meta)
+        except BaseException:
+            self._slots.release(owner, meta.stream_id)
+            raise
         store = self._store
         stats = Stats(started=request_arrival(), provider=targets[0].provider.name)
         attempts = report.StreamAttempts(stats, meta.stream_id, self._labels(request.model))
@@ -100,6 +115,7 @@ class Generations:
 
     def _ended(self, generation: Generation) -> None:
         meta = generation.meta
+        self._slots.release(meta.owner, meta.stream_id)
         report.stream_ended(generation, self._labels(meta.model), self._settings.log_content)
         loop = asyncio.get_running_loop()
         self._expiry[meta.stream_id] = loop.call_later(
@@ -110,13 +126,43 @@ class Generations:
         self._live.pop(stream_id, None)
         self._expiry.pop(stream_id, None)
 
-    async def close(self) -> None:
+    async def drain(self, timeout_s: float, release: Callable[[], None] | None = None) -> None:
+        """Shutdown: let running generations end by themselves for `timeout_s`,
+        then stop the rest with ShuttingDown. `release`: let readers go now (to
+        resume elsewhere); the generations are held first, so that their
+        readers leaving does not abandon them."""
+        running = self.running()
+        if release is not None:
+            for generation in running:
+                generation.hold()
+            release()
+        waits = [asyncio.ensure_future(g.wait_ended()) for g in running]
+        if waits:
+            _, late = await asyncio.wait(waits, timeout=timeout_s)
+            for wait in late:
+                wait.cancel()
+        error = ShuttingDown(
+            f"the gateway shut down before the stream ended (graceful timeout {timeout_s:g} s)"
+        )
+        await self.close(error)
+
+    async def close(self, error: ShuttingDown | None = None) -> None:
         """Stop every running generation and wait for their terminal events."""
         running = self.running()
         for generation in running:
-            generation.stop(ShuttingDown("the gateway is shutting down"))
+            generation.stop(error or ShuttingDown("the gateway is shutting down"))
         if running:
             await asyncio.gather(*(g.wait_ended() for g in running))
         for handle in self._expiry.values():
             handle.cancel()
         self._expiry.clear()
+
+
+def _check_options(request: ChatRequest, targets: tuple[Target, ...]) -> None:
+    """Refuse, before anything starts, an option some target would drop."""
+    for name, _ in request.options:
+        for target in targets:
+            if name not in target.provider.accepts:
+                raise InvalidRequest(
+                    f"'{name}' is not supported by {target.public_name}", param=name
+                )

@@ -354,3 +354,17 @@ async def test_a_non_streaming_client_that_leaves_releases_its_generation(
             await request
         await generation.wait_ended()
         assert generation.stats.outcome == "abandoned"
+
+
+async def test_an_option_the_provider_would_drop_is_refused_by_name() -> None:
+    async with run_sluice(Settings()) as server, httpx.AsyncClient() as http:
+        body = {
+            "model": "anthropic/claude-x",
+            "messages": [{"role": "user", "content": "hi"}],
+            "seed": 7,  # Anthropic has no seed: dropping it would change the answer
+        }
+        response = await http.post(f"{server.url}/v1/chat/completions", json=body)
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["param"] == "seed"
+        assert "anthropic/claude-x" in error["message"]

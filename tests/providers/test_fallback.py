@@ -19,6 +19,8 @@ DONE = Chunk(finish_reason="stop", usage=Usage(1, 2))
 class Scripted:
     """A provider that yields its texts, then fails or finishes; records closes."""
 
+    accepts: frozenset[str] = frozenset()
+
     def __init__(self, name: str, texts: list[str], error: Exception | None = None) -> None:
         self.name = name
         self._texts = texts
