@@ -27,8 +27,13 @@ class LogSink(Protocol):
 
 
 class ResumeStore(Protocol):
+    async def start(self) -> None:
+        """Start the store's background work (in the serving loop); log if not ready."""
+        ...
+
     async def create(self, meta: StreamMeta) -> LogSink | None:
-        """Register a new stream run by this process; its mirror, if any."""
+        """Register a new stream run by this process; its mirror, if any.
+        Raises Unavailable when the stream cannot be made resumable and must be."""
         ...
 
     async def open(self, stream_id: str) -> StreamSource | None:

@@ -8,6 +8,9 @@ from app.streaming.source import StreamSource
 
 
 class MemoryStore:
+    async def start(self) -> None:
+        return None
+
     async def create(self, meta: StreamMeta) -> LogSink | None:
         return None
 

@@ -1,0 +1,242 @@
+"""The Redis resume store: stream logs in Redis streams, shared by every process.
+
+One client and connection pool per process. Besides the per-stream sinks
+(redis_sink.py) and remote sources (redis_source.py), the store runs two
+process-wide tasks: the lease keeper, which refreshes the lease of every
+stream this process runs (and the running TTL of its keys) every third of
+the lease TTL, and the cancel listener, subscribed to this process's cancel
+channel so that a DELETE handled elsewhere reaches the generation.
+
+Every Redis call is bounded by the client's socket timeouts: connect 1 s,
+read a little longer than the longest XREAD BLOCK. Redis failures are
+translated here, at the edge: `Unavailable` (503) for a new stream that
+needs resume, or a store that is not ready; nothing above sees redis-py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from typing import cast
+from urllib.parse import urlsplit
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from app.errors import Unavailable
+from app.resume.base import LogSink
+from app.resume.redis_codec import (
+    StreamKeys,
+    cancel_channel,
+    decode_meta,
+    encode_meta,
+    entry_id,
+    seq_of,
+)
+from app.resume.redis_sink import Flusher, Health, RedisSink
+from app.resume.redis_source import Entries, RemoteSource, Timing, entries_of, readers_in
+from app.settings import Settings
+from app.streaming.events import StreamMeta
+from app.streaming.source import StreamSource
+
+CONNECT_TIMEOUT_S = 1.0
+CANCEL_WAIT_S = 2.0  # a DELETE handled elsewhere waits this long for the terminal event
+log = structlog.get_logger("sluice.resume")
+
+
+def _where(url: str) -> str:
+    """host:port of the URL, never its password."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+
+
+def _node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+class RedisStore:
+    def __init__(self, settings: Settings, url: str) -> None:
+        lease_s = settings.lease_ttl_s
+        self.node = _node_id()
+        self.on_cancel: Callable[[str], None] = lambda stream_id: None
+        self._required = settings.resume_required
+        self._lease_ms = max(1, int(lease_s * 1000))
+        self._ttl_ms = max(1, int(settings.resume_ttl_s * 1000))
+        self._timing = Timing(check_s=lease_s / 3, presence_s=lease_s, ttl_ms=self._ttl_ms)
+        self._redis = Redis.from_url(
+            url,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=self._timing.check_s + 2.0,  # longer than any XREAD BLOCK
+            retry=Retry(NoBackoff(), 1),  # one retry: a pooled connection Redis dropped
+        )
+        self._health = Health(_where(url))
+        maxlen = max(1024, 2 * settings.max_tokens_cap)  # trims nothing a stream can write
+        self._flusher = Flusher(self._redis, self._health, maxlen, settings.resume_ttl_s)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._without_resume_logged = False
+
+    async def start(self) -> None:
+        self._flusher.start()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._keep_leases(), name="sluice-leases"),
+            loop.create_task(self._listen_for_cancels(), name="sluice-cancels"),
+        ]
+        problem = await self.problem()
+        if problem is not None:
+            log.error("resume.not_ready", problem=problem, resume_required=self._required)
+
+    # ---- the owner's side ------------------------------------------------
+
+    async def create(self, meta: StreamMeta) -> LogSink | None:
+        keys = StreamKeys.of(meta.stream_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hset(keys.meta, mapping=encode_meta(meta, self.node))  # type: ignore[arg-type]
+        pipe.pexpire(keys.meta, self._ttl_ms + self._lease_ms)
+        pipe.set(keys.lease, self.node, px=self._lease_ms)
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            problem = self._health.failed("creating a stream", exc)
+            self._without_resume(problem)
+            return None
+        self._health.ok()
+        sink = RedisSink(meta.stream_id, self._flusher)
+        self._flusher.add(sink)
+        return sink
+
+    def _without_resume(self, problem: str) -> None:
+        if self._required:
+            raise Unavailable(
+                "the resume store (Redis) is unreachable, so no stream can start here; "
+                "retry later or on another instance",
+                code="resume_store_unavailable",
+            )
+        if not self._without_resume_logged:
+            log.warning("resume.streaming_without_resume", problem=problem)
+            self._without_resume_logged = True
+
+    async def _keep_leases(self) -> None:
+        interval = self._lease_ms / 3000
+        while True:  # lives as long as the store; ends by cancellation in aclose()
+            await asyncio.sleep(interval)
+            live = [s for s in self._flusher.live.values() if not s.broken]
+            if live:
+                await self._refresh(live)
+
+    async def _refresh(self, live: list[RedisSink]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        running_ms = self._ttl_ms + self._lease_ms  # if this process dies, keys expire anyway
+        for sink in live:
+            pipe.set(sink.keys.lease, self.node, px=self._lease_ms)
+            pipe.pexpire(sink.keys.meta, running_ms)
+            pipe.pexpire(sink.keys.log, running_ms)
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._health.failed("refreshing leases", exc)
+        else:
+            self._health.ok()
+
+    async def _listen_for_cancels(self) -> None:
+        while True:  # resubscribes after a Redis outage; ends by cancellation in aclose()
+            try:
+                await self._subscribed()
+            except (RedisError, OSError) as exc:
+                self._health.failed("listening for cancels", exc)
+                await asyncio.sleep(self._timing.check_s)
+
+    async def _subscribed(self) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(cancel_channel(self.node))
+            while True:
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=self._timing.check_s
+                )
+                if message is not None and message["type"] == "message":
+                    self.on_cancel(bytes(message["data"]).decode())
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    # ---- other processes' side -------------------------------------------
+
+    async def open(self, stream_id: str) -> StreamSource | None:
+        try:
+            fields = cast(
+                dict[bytes, bytes], await self._redis.hgetall(StreamKeys.of(stream_id).meta)
+            )
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("opening a stream", exc) from exc
+        found = decode_meta(stream_id, fields)
+        if found is None:
+            return None
+        meta, _node = found
+        return RemoteSource(self._redis, meta, self.node, self._timing, self._health)
+
+    async def readers_elsewhere(self, stream_id: str) -> int:
+        return await readers_in(self._redis, stream_id)
+
+    async def cancel_elsewhere(self, stream_id: str) -> bool:
+        keys = StreamKeys.of(stream_id)
+        try:
+            node = cast(bytes | None, await self._redis.hget(keys.meta, "node"))
+            if node is None:
+                return False
+            heard: int = await self._redis.publish(cancel_channel(node.decode()), stream_id)
+            if heard:
+                await self._await_end(keys)
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("cancelling a stream", exc) from exc
+        return bool(heard)
+
+    async def _await_end(self, keys: StreamKeys) -> None:
+        """Until the log has its terminal event, for at most CANCEL_WAIT_S."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CANCEL_WAIT_S
+        last = cast(Entries, await self._redis.xrevrange(keys.log, count=1))
+        cursor = seq_of(last[0][0]) if last else 0
+        if last and last[0][1][b"k"] != b"t":
+            return
+        while (left := deadline - loop.time()) > 0:
+            found = await self._redis.xread(
+                {keys.log: entry_id(cursor)}, count=512, block=max(1, int(left * 1000))
+            )
+            entries = entries_of(found)
+            if entries:
+                cursor = seq_of(entries[-1][0])
+                if entries[-1][1][b"k"] != b"t":
+                    return
+
+    def _unavailable(self, doing: str, exc: BaseException) -> Unavailable:
+        problem = self._health.failed(doing, exc)
+        return Unavailable(
+            f"the resume store is unreachable ({problem})", code="resume_store_unavailable"
+        )
+
+    # ---- readiness and shutdown ------------------------------------------
+
+    async def problem(self) -> str | None:
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            return self._health.failed("checking readiness", exc)
+        self._health.ok()
+        return None
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._flusher.aclose()
+        await self._redis.aclose()
