@@ -10,6 +10,7 @@ first request's local address (`scope["server"]`) is checked once.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,17 +44,22 @@ def startup_warnings(settings: Settings) -> list[str]:
     return warnings
 
 
-def warn_at_startup(settings: Settings) -> None:
+def _log_warning(warning: str) -> None:
+    log.warning("security.warning", warning=warning)
+
+
+def warn_at_startup(settings: Settings, warn: Callable[[str], None] = _log_warning) -> None:
     for warning in startup_warnings(settings):
-        log.warning("security.warning", warning=warning)
+        warn(warning)
 
 
 class ExposureCheck:
     """Warns once if the first request arrived on a non-loopback address while
     auth is off; after that it only passes requests through."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, warn: Callable[[str], None] = _log_warning) -> None:
         self._app = app
+        self._warn = warn
         self._checked = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -62,15 +68,13 @@ class ExposureCheck:
             self._check(scope)
         await self._app(scope, receive, send)
 
-    @staticmethod
-    def _check(scope: Scope) -> None:
+    def _check(self, scope: Scope) -> None:
         services = scope.get("state", {}).get("services")
         server = scope.get("server")
         if services is None or server is None or services.auth.enabled:
             return
         if not is_loopback(str(server[0])):
-            log.warning(
-                "security.warning",
-                warning=f"auth is OFF and this server answers on {server[0]}, which is not "
-                "loopback: anyone who can reach it can use it; set SLUICE_API_KEYS",
+            self._warn(
+                f"auth is OFF and this server answers on {server[0]}, which is not "
+                "loopback: anyone who can reach it can use it; set SLUICE_API_KEYS"
             )
