@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from importlib import resources
 
 import structlog
 from starlette.applications import Starlette
@@ -30,6 +31,7 @@ from app.security.cors import CORS
 from app.security.exposure import ExposureCheck, warn_at_startup
 from app.services import Services
 from app.settings import Settings, load_settings
+from app.streaming.responder import RELEASE_STATE
 
 log = structlog.get_logger("sluice")
 
@@ -45,7 +47,24 @@ def _routes() -> list[Route]:
         Route("/v1/stream", streams.oneshot_stream, methods=["GET"]),
         Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
+        Route("/", _demo_page, methods=["GET", "HEAD"]),
     ]
+
+
+_DEMO_PAGE = resources.files("app").joinpath("static/index.html").read_bytes()
+# The page loads nothing from elsewhere; the policy makes that a guarantee.
+_DEMO_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+async def _demo_page(request: Request) -> Response:
+    """GET /: the chat page of app/static/index.html (contract section 5)."""
+    return Response(_DEMO_PAGE, media_type="text/html", headers=_DEMO_HEADERS)
 
 
 def _cors_origins(scope: Scope) -> tuple[str, ...]:
@@ -79,8 +98,9 @@ def create_app(
         app.state.services = services
         log.info("sluice.start", auth=services.auth.enabled)
         warn_at_startup(services.settings)
+        await services.start()
         try:
-            yield {"services": services}
+            yield {"services": services, RELEASE_STATE: services.release}
         finally:
             services.draining = True
             await services.aclose()
