@@ -3,20 +3,26 @@ heartbeats pass, and a reconnect that lands on the other process resumes."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 
+from app.providers.simulated import lorem_tokens
 from app.settings import Settings
 from app.sse import PING
 from app.streaming.generation import Generation, State
-from tests.support.nginx import RENDER, nginx_binary, render_config, run_nginx
+from tests.support.client import SSEResponse, read_sse, transcript
+from tests.support.nginx import RENDER, RunningNginx, nginx_binary, render_config, run_nginx
+from tests.support.redis_server import RedisServer
 from tests.support.server import RunningServer, run_sluice
+from tests.support.sluice_process import SluiceProcess, sluice_processes
 from tests.support.sse_parser import SSEParser
 
 pytestmark = pytest.mark.slow
@@ -118,3 +124,44 @@ async def test_heartbeats_pass_through_nginx_before_the_first_token(
     before_first_token = raw.split(b"event: token")[0]
     assert before_first_token.startswith(b"retry: ")
     assert before_first_token.count(PING) >= 2
+
+
+@pytest.fixture
+async def redis_sluices(
+    redis_server: RedisServer, tmp_path: Path
+) -> AsyncIterator[list[SluiceProcess]]:
+    """Two hypercorn processes sharing one private redis-server."""
+    env = {"SLUICE_REDIS_URL": redis_server.url, "SLUICE_SECRET": "nginx-e2e-shared-secret"}
+    async with sluice_processes(tmp_path, env, count=2) as processes:
+        yield processes
+
+
+async def logged(nginx: RunningNginx, stream_id: str, responses: int) -> list[str]:
+    """The upstream of each response, once nginx has logged them all (it logs at the end)."""
+    for _ in range(250):
+        served = nginx.upstreams_of(stream_id)
+        if len(served) >= responses:
+            return served
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"nginx logged {nginx.upstreams_of(stream_id)} for {responses}")
+
+
+async def test_resume_through_nginx_on_the_other_process_gives_the_exact_transcript(
+    redis_sluices: list[SluiceProcess], client: httpx.AsyncClient
+) -> None:
+    a, b = redis_sluices
+    query = {**PACED, "max_tokens": "30", "sim_tps": "40"}
+    async with run_nginx((a.address, b.address)) as nginx:
+        url = f"{nginx.url}/v1/stream?{urlencode(query)}"
+        responses: list[SSEResponse] = [await read_sse(client, url, stop_after=5)]
+        stream_id = responses[0].headers["x-stream-id"]
+        while responses[-1].terminal is None and len(responses) < 12:
+            resume = {"Last-Event-ID": str(responses[-1].events[-1].id)}
+            responses.append(await read_sse(client, url, headers=resume, stop_after=5))
+        served = await logged(nginx, stream_id, len(responses))
+    events = [event for response in responses for event in response.events]
+    assert {r.status for r in responses} == {200}
+    assert [e.id for e in events] == [f"{stream_id}:{seq}" for seq in range(1, 32)]
+    assert transcript(events) == "".join(lorem_tokens(30))
+    assert events[-1].event == "done"
+    assert set(served) == {a.address, b.address}

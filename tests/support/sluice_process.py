@@ -19,8 +19,12 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 HYPERCORN_TOML = REPO / "ops" / "hypercorn.toml"
-# Worker pid, method, path, status, the stream (X-Stream-Id) and the resume point.
-ACCESS_FORMAT = "%(p)s %(m)s %(U)s %(s)s %({x-stream-id}o)s %({last-event-id}i)s"
+# Worker pid, method, path, status, the stream (X-Stream-Id), the resume point and
+# a test's own X-Request-Tag (hypercorn logs a response the client cut short
+# without its status or headers; the tag still names the request).
+ACCESS_FORMAT = (
+    "%(p)s %(m)s %(U)s %(s)s %({x-stream-id}o)s %({last-event-id}i)s %({x-request-tag}i)s"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +37,16 @@ class Served:
     status: int
     stream_id: str | None
     last_event_id: str | None
+    tag: str | None
 
 
 def _parse_served(line: str) -> Served | None:
     """hypercorn prefixes its own `[time] [pid] [INFO]`; the format starts at `<pid>`."""
     start = line.find(" <")
     parts = line[start + 1 :].split() if start >= 0 else []
-    if len(parts) != 6:
+    if len(parts) != 7:
         return None
-    pid, method, path, status, stream_id, last_event_id = parts
+    pid, method, path, status, stream_id, last_event_id, tag = parts
     return Served(
         int(pid.strip("<>")),
         method,
@@ -49,6 +54,7 @@ def _parse_served(line: str) -> Served | None:
         0 if status == "-" else int(status),
         None if stream_id == "-" else stream_id,
         None if last_event_id == "-" else last_event_id,
+        None if tag == "-" else tag,
     )
 
 
@@ -119,24 +125,31 @@ async def _wait_healthy(url: str, process: asyncio.subprocess.Process, output: P
     raise TimeoutError(f"hypercorn did not become healthy:\n{_text(output)}")
 
 
-@contextlib.asynccontextmanager
-async def sluice_process(
-    directory: Path, env: Mapping[str, str], *, workers: int = 0, name: str = "sluice"
-) -> AsyncIterator[SluiceProcess]:
-    """One hypercorn process (`workers` 0) or a supervisor with `workers` children,
-    healthy on entry, stopped on exit (SIGTERM, then SIGKILL after 15 s)."""
-    sock = _listening_socket()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    access_log, output = directory / f"{name}.access.log", directory / f"{name}.out"
-    command = [
+def _command(fd: int, workers: int | None, access_log: Path) -> list[str]:
+    """hypercorn's own CLI, or (`workers` None) Sluice's launcher `python -m app.serve`,
+    which drains on SIGTERM before hypercorn closes its sockets."""
+    if workers is None:
+        return [
+            *(sys.executable, "-m", "app.serve", "--config", str(HYPERCORN_TOML)),
+            *("--bind", f"fd://{fd}"),
+        ]
+    return [
         *(sys.executable, "-m", "hypercorn", "--config", str(HYPERCORN_TOML)),
-        *("--bind", f"fd://{sock.fileno()}", "--workers", str(workers)),
+        *("--bind", f"fd://{fd}", "--workers", str(workers)),
         *("--access-logfile", str(access_log), "--access-logformat", ACCESS_FORMAT),
         "asgi:app",
     ]
+
+
+async def _spawn(
+    directory: Path, env: Mapping[str, str], workers: int | None, name: str
+) -> SluiceProcess:
+    sock = _listening_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    access_log, output = directory / f"{name}.access.log", directory / f"{name}.out"
     with output.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(
-            *command,
+            *_command(sock.fileno(), workers, access_log),
             cwd=REPO,
             env=_environment(env),
             stdout=sink,
@@ -144,10 +157,27 @@ async def sluice_process(
             pass_fds=(sock.fileno(),),
         )
     sock.close()  # the child holds its own copy
-    running = SluiceProcess(url, process, access_log, output)
+    return SluiceProcess(url, process, access_log, output)
+
+
+@contextlib.asynccontextmanager
+async def sluice_processes(
+    directory: Path,
+    env: Mapping[str, str],
+    *,
+    count: int = 1,
+    workers: int | None = 0,
+) -> AsyncIterator[list[SluiceProcess]]:
+    """`count` Sluice processes started side by side, healthy on entry, stopped on
+    exit (SIGTERM, then SIGKILL after 15 s). `workers` 0: one hypercorn process;
+    N: a hypercorn supervisor with N worker children; None: `python -m app.serve`."""
+    running: list[SluiceProcess] = []
     try:
-        await _wait_healthy(url, process, output)
+        for index in range(count):
+            running.append(await _spawn(directory, env, workers, f"sluice-{index}"))
+        await asyncio.gather(*(_wait_healthy(p.url, p.process, p.output) for p in running))
         yield running
     finally:
-        if await running.terminate(15) is None:
-            await running.kill()
+        for process in running:
+            if await process.terminate(15) is None:
+                await process.kill()
