@@ -165,3 +165,18 @@ async def test_resume_through_nginx_on_the_other_process_gives_the_exact_transcr
     assert transcript(events) == "".join(lorem_tokens(30))
     assert events[-1].event == "done"
     assert set(served) == {a.address, b.address}
+
+
+async def test_metrics_through_nginx_answer_loopback_and_refuse_other_addresses(
+    proxy_url: str, client: httpx.AsyncClient
+) -> None:
+    allowed = await client.get(f"{proxy_url}/metrics")
+    # 127.0.0.2 is loopback too, but not on the allow list: nginx sees it as any other client.
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(transport=transport, timeout=30) as outsider:
+        refused = await outsider.get(f"{proxy_url}/metrics")
+        elsewhere = await outsider.get(f"{proxy_url}/healthz")
+    assert allowed.status_code == 200
+    assert allowed.headers["content-type"].startswith("text/plain")
+    assert refused.status_code == 403
+    assert elsewhere.status_code == 200
