@@ -31,6 +31,7 @@ from app.security.cors import CORS
 from app.security.exposure import ExposureCheck, warn_at_startup
 from app.services import Services
 from app.settings import Settings, load_settings
+from app.streaming.responder import RELEASE_STATE
 
 log = structlog.get_logger("sluice")
 
@@ -97,8 +98,9 @@ def create_app(
         app.state.services = services
         log.info("sluice.start", auth=services.auth.enabled)
         warn_at_startup(services.settings)
+        await services.start()
         try:
-            yield {"services": services}
+            yield {"services": services, RELEASE_STATE: services.release}
         finally:
             services.draining = True
             await services.aclose()

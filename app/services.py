@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from app.api.validation import Limits
 from app.providers.registry import ProviderRegistry
 from app.resume.base import ResumeStore
 from app.resume.memory import MemoryStore
+from app.resume.redis_streams import RedisStore
 from app.security.auth import Auth
 from app.security.limits import MemorySlots, RedisSlots, StreamSlots
 from app.settings import Settings
 from app.streaming.registry import Generations
+from app.streaming.responder import Release
 
 
 @dataclass(slots=True)
@@ -24,22 +27,31 @@ class Services:
     limits: Limits
     slots: StreamSlots
     draining: bool = False
+    release: Release = field(default_factory=Release)  # shutdown: responses let go
 
     @classmethod
     def build(cls, settings: Settings, providers: ProviderRegistry | None = None) -> Services:
         """Build inside the serving event loop; `providers` replaces the configured ones."""
         providers = providers or ProviderRegistry.from_settings(settings)
-        store = MemoryStore()
+        store = _store(settings)
         slots = _slots(settings)
+        generations = Generations(settings, providers, store, slots)
+        if isinstance(store, RedisStore):
+            store.on_cancel = _canceller(generations)
         return cls(
             settings=settings,
             providers=providers,
             store=store,
-            generations=Generations(settings, providers, store, slots),
+            generations=generations,
             auth=Auth(settings),
             limits=Limits(settings.max_tokens_cap, settings.max_messages, settings.max_total_chars),
             slots=slots,
         )
+
+    async def start(self) -> None:
+        """Start background work in the serving loop; a store that is not ready is
+        logged with its reason, and the process serves anyway (/readyz says 503)."""
+        await self.store.start()
 
     async def readiness_problem(self) -> str | None:
         """Why this process cannot serve right now, or None."""
@@ -52,6 +64,24 @@ class Services:
         await self.slots.aclose()  # after the generations: their ends give slots back
         await self.providers.aclose()
         await self.store.aclose()
+
+
+def _store(settings: Settings) -> ResumeStore:
+    """Stream logs in Redis when configured (resume on any process), else in memory."""
+    if settings.redis_url:
+        return RedisStore(settings, settings.redis_url)
+    return MemoryStore()
+
+
+def _canceller(generations: Generations) -> Callable[[str], None]:
+    """What a DELETE handled by another process does here."""
+
+    def cancel(stream_id: str) -> None:
+        generation = generations.local(stream_id)
+        if generation is not None:
+            generation.cancel()
+
+    return cancel
 
 
 def _slots(settings: Settings) -> StreamSlots:

@@ -56,6 +56,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     log_content: bool = False
     graceful_timeout_s: float = 30.0
+    lease_ttl_s: float = 5.0  # Redis mode: a dead owner is noticed by readers elsewhere after this
     compat_servers: tuple[CompatServer, ...] = ()
     aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
     declared_models: tuple[str, ...] = ()
@@ -103,6 +104,7 @@ _ENV: dict[str, tuple[str, object]] = {
     "CORS_ORIGINS": ("cors_origins", _csv),
     "LOG_CONTENT": ("log_content", _bool),
     "GRACEFUL_TIMEOUT_S": ("graceful_timeout_s", float),
+    "LEASE_TTL_S": ("lease_ttl_s", float),
 }
 
 _NON_NEGATIVE = (
@@ -144,6 +146,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError(f"{name} must not be negative")
     if settings.heartbeat_s == 0:
         raise SettingsError("heartbeat_s must be positive")
+    if settings.lease_ttl_s <= 0:
+        raise SettingsError("lease_ttl_s must be positive")
     return settings
 
 

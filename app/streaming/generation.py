@@ -140,6 +140,7 @@ class Generation:
         self._credit: asyncio.Future[None] | None = None
         self._stop_error: SluiceError | None = None
         self._grace: asyncio.TimerHandle | None = None
+        self._held = False  # shutdown: runs to its end whether or not readers stay
         self._checking: asyncio.Task[None] | None = None
         self._watchdog = Watchdog(self._timed_out)
         self._ended = asyncio.Event()
@@ -166,6 +167,16 @@ class Generation:
 
     def cancel(self) -> bool:
         return self.stop(Cancelled("the stream was cancelled"))
+
+    def hold(self) -> None:
+        """Shutdown with a shared store: readers are released to resume on another
+        process, so their leaving must not abandon the generation; it runs free
+        (no credit) until it ends or the graceful timeout stops it."""
+        self._held = True
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        self._release_credit()
 
     async def wait_ended(self) -> None:
         await self._ended.wait()
@@ -334,7 +345,9 @@ class Generation:
         if self._grace is not None:
             self._grace.cancel()
         self._grace = None
-        if seconds <= 0:
+        if self._held:
+            self._release_credit()
+        elif seconds <= 0:
             self._grace_expired()  # the credit stays held: nothing more is pulled
         else:
             self._release_credit()  # detached, the producer runs free for the grace
@@ -352,7 +365,7 @@ class Generation:
         except Exception:
             log.exception("stream.presence_check_failed", stream_id=self.meta.stream_id)
             wanted = False
-        if self._readers or self.state is not State.RUNNING:
+        if self._readers or self.state is not State.RUNNING or self._held:
             return
         if wanted:
             self._start_grace(max(self._timeouts.detach_grace_s, 1.0))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,8 +24,13 @@ from app.sse import PING
 from app.streaming.events import Event
 from app.streaming.source import StreamSource
 
+RELEASE_STATE = "sluice.release"  # lifespan-state key of the process's `Release`
+
 
 class Wire(Protocol):
+    """An encoding. A wire whose clients reconnect by themselves with
+    Last-Event-ID (EventSource) says so with a true `reconnects` attribute."""
+
     def preamble(self) -> bytes: ...
 
     def encode(self, events: Sequence[Event]) -> bytes: ...
@@ -40,6 +45,37 @@ class Delivery:
     last_seq: int = 0
     complete: bool = False  # the terminal event was sent
     client_gone: bool = False
+    released: bool = False  # shutdown let go of it at an event boundary
+    waiting: bool = False  # the pump is waiting for the next batch (not sending)
+
+
+class Release:
+    """Set once, on shutdown: every response of a reconnecting wire ends at its
+    next event boundary — after a complete event, without a terminal one — so
+    that its EventSource reconnects with Last-Event-ID, to another process.
+
+    Strategy: a response subscribes a callback, not a task. The callback
+    cancels the pump only while it waits for the next batch; a pump that is
+    sending finishes the send and then sees the flag: no event is ever cut.
+    """
+
+    __slots__ = ("_callbacks", "is_set")
+
+    def __init__(self) -> None:
+        self.is_set = False
+        self._callbacks: set[Callable[[], None]] = set()
+
+    def set(self) -> None:
+        self.is_set = True
+        callbacks, self._callbacks = self._callbacks, set()
+        for callback in callbacks:
+            callback()
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        self._callbacks.add(callback)
+
+    def unsubscribe(self, callback: Callable[[], None]) -> None:
+        self._callbacks.discard(callback)
 
 
 def sse_headers(scope: Scope, stream_id: str) -> list[tuple[bytes, bytes]]:
@@ -70,18 +106,36 @@ async def respond(
     pump = asyncio.current_task()
     assert pump is not None
     watcher = asyncio.create_task(_watch(receive, pump, delivery))
+    release: Release | None = scope.get("state", {}).get(RELEASE_STATE)
+    let_go = _let_go(pump, delivery)
+    if release is not None and getattr(wire, "reconnects", False):
+        delivery.released = release.is_set  # already draining: end after the preamble
+        release.subscribe(let_go)
     try:
         await _pump(send, source, after, wire, heartbeat_s, delivery)
     except asyncio.CancelledError:
-        if not delivery.client_gone:
+        if not (delivery.client_gone or delivery.released):
             raise
         pump.uncancel()
+        if not delivery.client_gone:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
+        if release is not None:
+            release.unsubscribe(let_go)
         delivery.complete = delivery.complete and not delivery.client_gone
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
     return delivery
+
+
+def _let_go(pump: asyncio.Task[object], delivery: Delivery) -> Callable[[], None]:
+    def let_go() -> None:
+        delivery.released = True
+        if delivery.waiting:
+            pump.cancel()
+
+    return let_go
 
 
 async def _watch(receive: Receive, pump: asyncio.Task[object], delivery: Delivery) -> None:
@@ -110,7 +164,14 @@ async def _pump(
             sent += len(preamble)
         iterator = source.follow(after, heartbeat_s)
         async with contextlib.aclosing(iterator):
-            async for batch in iterator:
+            while not delivery.released:  # ends with the source, or at shutdown
+                delivery.waiting = True
+                try:
+                    batch = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+                finally:
+                    delivery.waiting = False
                 body = wire.encode(batch) if batch else PING
                 t0 = clock()
                 try:

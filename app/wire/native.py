@@ -53,6 +53,8 @@ def encode(event: Event, stream_id: str) -> bytes:
 class NativeWire:
     """Native `text/event-stream` for EventSource: `retry:` first, then events."""
 
+    reconnects = True  # EventSource resumes by itself: shutdown may release its responses
+
     def __init__(self, stream_id: str, retry_ms: int) -> None:
         self._stream_id = stream_id
         self._retry = encode_retry(retry_ms)

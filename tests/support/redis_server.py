@@ -53,9 +53,7 @@ class RedisServer:
     def start(self) -> None:
         args = [self._binary, "--bind", "127.0.0.1", "--port", str(self.port)]
         args += ["--save", "", "--appendonly", "no", "--dir", self._dir.name]
-        self._process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(200):  # bounded: 10 s
             if _pong(self.port):
                 return
