@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# app/serve.py: hypercorn with a SIGTERM that drains first (readyz 503, streams finish).
 run: $(STAMP)
-	$(BIN)/hypercorn asgi:app --bind $(SLUICE_HOST):$(SLUICE_PORT) --worker-class uvloop
+	$(BIN)/python -m app.serve --bind $(SLUICE_HOST):$(SLUICE_PORT) --loop uvloop
 
 system-deps:
 	sh ops/install-system-deps.sh
