@@ -162,6 +162,12 @@ class RemoteSource:
 _pending: set[asyncio.Task[None]] = set()  # detach clean-ups still running
 
 
+async def settle_detaches(timeout_s: float) -> None:
+    """Let detach clean-ups finish before the client closes (they hold connections)."""
+    if _pending:
+        await asyncio.wait(set(_pending), timeout=timeout_s)
+
+
 async def readers_in(redis: Redis, stream_id: str) -> int:
     """Readers whose presence has not expired, over every process but the owner."""
     key = StreamKeys.of(stream_id).readers

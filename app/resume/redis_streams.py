@@ -41,7 +41,14 @@ from app.resume.redis_codec import (
     seq_of,
 )
 from app.resume.redis_sink import Flusher, Health, RedisSink
-from app.resume.redis_source import Entries, RemoteSource, Timing, entries_of, readers_in
+from app.resume.redis_source import (
+    Entries,
+    RemoteSource,
+    Timing,
+    entries_of,
+    readers_in,
+    settle_detaches,
+)
 from app.settings import Settings
 from app.streaming.events import StreamMeta
 from app.streaming.source import StreamSource
@@ -239,4 +246,5 @@ class RedisStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._flusher.aclose()
+        await settle_detaches(timeout_s=2.0)
         await self._redis.aclose()
