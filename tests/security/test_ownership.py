@@ -1,8 +1,14 @@
 """A stream belongs to the key that created it: every other key gets 404, never 403,
-through every endpoint that can name a stream."""
+through every endpoint that can name a stream, on every event-log backend.
+
+`memory`: one process. `redis`: the log mirrored to a real redis-server.
+`redis-elsewhere`: the stream runs on one server and every request lands on a
+second one sharing that Redis, so the owner can only come from the log itself.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -11,29 +17,40 @@ import pytest
 
 from tests.security.helpers import KEY_A, KEY_B, bearer, chat, create_stream, keyed_server
 from tests.support.client import read_sse
+from tests.support.redis_server import RedisServer
 from tests.support.server import RunningServer
 
 
 @dataclass
 class Scene:
-    server: RunningServer
+    server: RunningServer  # runs the stream
+    elsewhere: RunningServer  # receives every request (the same server, or not)
     client: httpx.AsyncClient
     stream_id: str  # created by key A, running (it stalls after one token)
 
     @property
     def url(self) -> str:
-        return self.server.url
+        return self.elsewhere.url
 
     @property
     def first_event(self) -> str:
         return f"{self.stream_id}:1"
 
 
-@pytest.fixture
-async def scene() -> AsyncIterator[Scene]:
-    async with keyed_server() as server, httpx.AsyncClient(timeout=10) as client:
+@pytest.fixture(params=["memory", "redis", "redis-elsewhere"])
+async def scene(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[Scene]:
+    backend: str = request.param
+    overrides: dict[str, object] = {"lease_ttl_s": 1.0}
+    if backend != "memory":
+        overrides["redis_url"] = redis_server.url
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        server = await stack.enter_async_context(keyed_server(**overrides))
+        elsewhere = server
+        if backend == "redis-elsewhere":
+            elsewhere = await stack.enter_async_context(keyed_server(**overrides))
         created = await create_stream(client, server, KEY_A, sim={"stall_after": 1})
-        yield Scene(server, client, created["id"])
+        yield Scene(server, elsewhere, client, created["id"])
 
 
 def _requests(scene: Scene) -> dict[str, tuple[str, str, dict[str, str], object]]:
@@ -72,7 +89,7 @@ def _requests(scene: Scene) -> dict[str, tuple[str, str, dict[str, str], object]
     }
 
 
-WAYS = list(_requests(Scene(None, None, "S" * 22)))  # type: ignore[arg-type]
+WAYS = list(_requests(Scene(None, None, None, "S" * 22)))  # type: ignore[arg-type]
 
 
 async def _send(scene: Scene, way: str, key: str) -> httpx.Response:
