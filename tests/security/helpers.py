@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 
-from app.providers.registry import ProviderRegistry
 from app.settings import Settings
 from tests.support.server import RunningServer, run_sluice
 
@@ -37,17 +36,20 @@ def chat(model: str = "sim/echo", **extra: object) -> dict[str, object]:
 
 
 @contextlib.asynccontextmanager
-async def keyed_server(
-    providers: Callable[[], ProviderRegistry] | None = None, **overrides: object
-) -> AsyncIterator[RunningServer]:
-    async with run_sluice(keyed(**overrides), providers) as server:
+async def keyed_server(**overrides: object) -> AsyncIterator[RunningServer]:
+    async with run_sluice(keyed(**overrides)) as server:
         yield server
 
 
 async def create_stream(
-    client: httpx.AsyncClient, server: RunningServer, key: str, **body: object
+    client: httpx.AsyncClient,
+    server: RunningServer,
+    key: str,
+    model: str = "sim/echo",
+    **body: object,
 ) -> dict[str, str]:
-    response = await client.post(f"{server.url}/v1/streams", json=chat(**body), headers=bearer(key))
+    payload = chat(model, **body)
+    response = await client.post(f"{server.url}/v1/streams", json=payload, headers=bearer(key))
     assert response.status_code == 201, response.text
     created: dict[str, str] = response.json()
     return created

@@ -125,8 +125,9 @@ async def test_the_404_for_another_keys_stream_is_the_404_for_no_stream(scene: S
     nobodys = await scene.client.get(f"{scene.url}/v1/streams/{unknown}", headers=bearer(KEY_B))
     assert theirs.status_code == nobodys.status_code == 404
     assert theirs.json()["error"]["type"] == nobodys.json()["error"]["type"] == "not_found"
-    assert theirs.json()["error"]["message"].replace(scene.stream_id, unknown) == (
-        nobodys.json()["error"]["message"]
+    assert (
+        theirs.json()["error"]["message"].replace(scene.stream_id, unknown)
+        == (nobodys.json()["error"]["message"])
     )
 
 
