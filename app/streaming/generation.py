@@ -230,8 +230,7 @@ class Generation:
                     if stats.first_token is None:
                         stats.first_token = time.monotonic()
                     stats.tokens += 1
-                    event = Event(log_.last_seq + 1, "token", text=chunk.text)
-                    log_.append(event)
+                    event = log_.token(chunk.text)
                     if sink is not None:
                         sink.append(event)
                     watchdog.arm(idle_s)

@@ -1,17 +1,33 @@
 """The in-process event log of one stream, and how readers wait on it.
 
-Strategy: readers that are caught up park on a future of their own, listed
-here and resolved by the next append (one wake-up per reader per append, no
-task per token). A reader never awaits a shared future directly: cancelling
-a disconnected reader would cancel that future for everyone.
+Strategy (memory): a token event is stored as its text only, packed: the
+texts of every `SEGMENT` events are joined into one `str`, and an `array`
+holds where each ends, so a logged token costs its characters plus 4 bytes
+instead of an `Event` object with its own `str` and cached wire bytes
+(~400 bytes). A reader far behind the producer (the kernel's socket buffers
+let a producer run a whole long stream ahead of a slow client) therefore
+holds the log small. The newest events are also kept as `Event` objects, so
+that readers keeping up share one object per event and its write-once wire
+caches; events older than that are rebuilt for whoever replays them.
+
+Strategy (waiting): readers that are caught up park on a future of their
+own, listed here and resolved by the next append (one wake-up per reader per
+append, no task per token). A reader never awaits a shared future directly:
+cancelling a disconnected reader would cancel that future for everyone. The
+idle timeout of every waiter is checked by one timer handle per log, re-armed
+only when it fires early (as `Watchdog` does), instead of a timer per wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from array import array
 
 from app.streaming.events import Event
+
+SEGMENT = 256  # token texts joined per segment
+RECENT = 16  # newest events kept as objects (at most twice this many)
 
 
 def _wake(fut: asyncio.Future[bool], value: bool) -> None:
@@ -20,47 +36,137 @@ def _wake(fut: asyncio.Future[bool], value: bool) -> None:
 
 
 class EventLog:
-    """Events in order; `events[i].seq == i + 1`; ends with one terminal event."""
+    """Events in order, seq 1, 2, 3…; ends with one terminal event."""
 
-    __slots__ = ("_waiters", "events")
+    __slots__ = (
+        "_ends",
+        "_loop",
+        "_open",
+        "_recent",
+        "_segments",
+        "_terminal",
+        "_timer",
+        "_waiters",
+        "last_seq",
+    )
 
     def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._waiters: list[asyncio.Future[bool]] = []
-
-    @property
-    def last_seq(self) -> int:
-        return len(self.events)
+        self.last_seq = 0
+        self._segments: list[str] = []  # joined texts of full segments
+        self._open: list[str] = []  # texts of the segment being filled
+        self._ends = array("I")  # per token event: end offset of its text in its segment
+        self._recent: list[Event] = []  # the newest events, seq ascending, ending at last_seq
+        self._terminal: Event | None = None
+        self._waiters: list[tuple[asyncio.Future[bool], float]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def ended(self) -> bool:
-        return bool(self.events) and self.events[-1].terminal
+        return self._terminal is not None
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event so far (rebuilt: for reports and tests, not the hot path)."""
+        return self.after(0)
+
+    def token(self, text: str) -> Event:
+        """Append a token event with `text`; the event is returned for a mirror."""
+        assert self._terminal is None, "nothing follows the terminal event"
+        seq = self.last_seq + 1
+        event = Event(seq, "token", text)
+        self._pack(text)
+        self._keep(event)
+        return event
 
     def append(self, event: Event) -> None:
-        assert event.seq == len(self.events) + 1, "events are appended in seq order"
-        assert not self.ended, "nothing follows the terminal event"
-        self.events.append(event)
+        assert event.seq == self.last_seq + 1, "events are appended in seq order"
+        assert self._terminal is None, "nothing follows the terminal event"
+        if event.kind == "token":
+            self._pack(event.text)
+        else:
+            self._terminal = event
+        self._keep(event)
+
+    def _pack(self, text: str) -> None:
+        open_ = self._open
+        open_.append(text)
+        ends = self._ends
+        start = 0 if len(open_) == 1 else ends[-1]
+        ends.append(start + len(text))
+        if len(open_) == SEGMENT:
+            self._segments.append("".join(open_))
+            open_.clear()
+
+    def _keep(self, event: Event) -> None:
+        self.last_seq = event.seq
+        recent = self._recent
+        recent.append(event)
+        if len(recent) > 2 * RECENT:
+            del recent[:RECENT]
         if self._waiters:
             waiters, self._waiters = self._waiters, []
-            for fut in waiters:
+            for fut, _ in waiters:
                 _wake(fut, True)
 
     def after(self, seq: int) -> list[Event]:
-        return self.events[seq:]
+        """The events after `seq`, in order (shared objects for the newest)."""
+        recent = self._recent
+        first = self.last_seq - len(recent) + 1  # seq of recent[0]
+        if seq >= first - 1:
+            return recent[seq - first + 1 :]
+        return self._rebuilt(seq, first - 1) + recent
+
+    def _rebuilt(self, seq: int, last: int) -> list[Event]:
+        """Token events seq+1..last from the packed texts (all precede the terminal)."""
+        ends = self._ends
+        events: list[Event] = []
+        index = seq  # 0-based index of event seq+1
+        while index < last:
+            segment, within = divmod(index, SEGMENT)
+            full = segment < len(self._segments)
+            text = self._segments[segment] if full else "".join(self._open)
+            stop = min(last, (segment + 1) * SEGMENT)
+            start = 0 if within == 0 else ends[index - 1]
+            for i in range(index, stop):
+                end = ends[i]
+                events.append(Event(i + 1, "token", text[start:end]))
+                start = end
+            index = stop
+        return events
 
     async def wait(self, idle_s: float) -> bool:
         """Wait for the next append; False if `idle_s` seconds pass first."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
-        self._waiters.append(fut)
-        timer = loop.call_later(idle_s, _wake, fut, False)
+        deadline = loop.time() + idle_s
+        entry = (fut, deadline)
+        self._waiters.append(entry)
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._idle_check)
         try:
             return await fut
         finally:
-            timer.cancel()
             if fut.cancelled() or fut.result() is False:  # still listed: not woken by append
-                self._discard(fut)
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(entry)
 
-    def _discard(self, fut: asyncio.Future[bool]) -> None:
-        with contextlib.suppress(ValueError):
-            self._waiters.remove(fut)
+    def _idle_check(self) -> None:
+        """Wake the waiters whose idle time is over; re-arm for the earliest other."""
+        self._timer = None
+        if not self._waiters:
+            return
+        assert self._loop is not None
+        now = self._loop.time()
+        later = [(fut, deadline) for fut, deadline in self._waiters if deadline > now]
+        for fut, deadline in self._waiters:
+            if deadline <= now:
+                _wake(fut, False)
+        self._waiters = later
+        if later:
+            self._timer = self._loop.call_at(min(d for _, d in later), self._idle_check)
