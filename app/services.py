@@ -85,7 +85,14 @@ def _canceller(generations: Generations) -> Callable[[str], None]:
 
 
 def _slots(settings: Settings) -> StreamSlots:
-    """Per-key stream slots: shared by every process when Redis is configured."""
+    """Per-key stream slots: shared by every process when Redis is configured.
+
+    An open server (no keys) has no key to count by: its anonymous clients
+    share one limit only when SLUICE_MAX_STREAMS_PER_KEY is set explicitly,
+    so that an open dev or load-test server is not capped at 64 streams.
+    """
+    if not settings.auth_enabled and not settings.limit_anonymous:
+        return MemorySlots(limit=None)
     if settings.redis_url:
         return RedisSlots.from_url(settings.redis_url, settings.max_streams_per_key)
     return MemorySlots(settings.max_streams_per_key)

@@ -50,6 +50,9 @@ class Settings:
     token_ttl_s: float = 3600.0
     max_body_bytes: int = 1_048_576
     max_streams_per_key: int = 64
+    # With auth off, whether the limit binds the anonymous identity: only when
+    # SLUICE_MAX_STREAMS_PER_KEY is set explicitly (see load_settings).
+    limit_anonymous: bool = True
     max_tokens_cap: int = 32_768
     max_messages: int = 1024
     max_total_chars: int = 1_000_000
@@ -136,6 +139,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if name == "api_keys":  # keys from the file and from the environment both count
             parsed = tuple(dict.fromkeys((*values.get("api_keys", ()), *parsed)))  # type: ignore[misc]
         values[name] = parsed
+    values["limit_anonymous"] = "SLUICE_MAX_STREAMS_PER_KEY" in env
     secret = env.get("SLUICE_SECRET")
     if secret:
         values["secret"] = secret.encode()

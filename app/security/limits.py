@@ -59,13 +59,15 @@ class StreamSlots(Protocol):
 
 
 class MemorySlots:
-    def __init__(self, limit: int) -> None:
+    """Slots in this process; `limit=None` counts without refusing."""
+
+    def __init__(self, limit: int | None) -> None:
         self._limit = limit
         self._held: dict[str, set[str]] = {}
 
     async def acquire(self, identity: str, stream_id: str) -> None:
         held = self._held.setdefault(identity, set())
-        if len(held) >= self._limit:
+        if self._limit is not None and len(held) >= self._limit:
             raise _refusal(self._limit)
         held.add(stream_id)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from app.errors import RateLimited
 from app.security.keys import key_identity
 from app.security.limits import MemorySlots, RedisSlots, StreamSlots
-from app.settings import Settings
+from app.settings import Settings, load_settings
 from tests.security.helpers import KEY_A, KEY_B, bearer, chat, create_stream, keyed_server
 from tests.support.client import read_sse
 from tests.support.redis_server import RedisServer
@@ -236,3 +237,15 @@ async def test_one_key_limit_holds_across_two_servers_sharing_redis(
         await client.delete(f"{one.url}/v1/streams/{created['id']}", headers=bearer(KEY_A))
         await until_free(two.services.slots, A)  # the release reaches Redis after the end
         await create_stream(client, two, KEY_A, sim=STALL)
+
+
+async def test_an_open_server_is_not_capped_unless_the_limit_is_set(
+    client: httpx.AsyncClient,
+) -> None:
+    settings = load_settings({"SLUICE_SIM_TPS": "0"})
+    assert not settings.limit_anonymous
+    async with run_sluice(replace(settings, max_streams_per_key=1)) as server:
+        body = chat(sim=STALL)
+        for _ in range(3):
+            assert (await client.post(f"{server.url}/v1/streams", json=body)).status_code == 201
+    assert load_settings({"SLUICE_MAX_STREAMS_PER_KEY": "5"}).limit_anonymous
