@@ -28,7 +28,7 @@ from app.errors import UpstreamError
 from app.providers.base import ChatRequest, Chunk
 from app.providers.edge import CONNECT_TIMEOUT_S, TRANSPORT_ERRORS, status_error, transport_error
 from app.providers.openai_chunks import ChatChunkParser
-from app.providers.sse_decode import SSEDecoder
+from app.providers.sse_decode import SSEDataDecoder
 
 # Request options passed through when the client set them: they change the answer.
 PASSTHROUGH = ("top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "user")
@@ -108,7 +108,7 @@ class OpenAIProvider:
         if self._missing_key:
             raise UpstreamError(f"{self.name}: no API key configured", code="missing_api_key")
         content = orjson.dumps(self._body(request, model))
-        decoder = SSEDecoder()
+        decoder = SSEDataDecoder()
         parser = ChatChunkParser(self.name)
         with self._translated():
             response = await self._client.post(
@@ -119,8 +119,8 @@ class OpenAIProvider:
             )
             try:
                 async for piece in response.aiter_bytes():
-                    for event in decoder.feed(piece):
-                        chunk = parser.feed(event.data)
+                    for data in decoder.feed(piece):
+                        chunk = parser.feed(data)
                         if chunk is not None:
                             yield chunk
                         if parser.done:

@@ -84,6 +84,19 @@ class ChatChunkParser:
             self.done = True
             return None
         obj = parse_json(data, self._provider)
+        # Strategy: a content delta is nearly every event; read it with the
+        # fewest lookups, and let anything else take the general path.
+        choices = obj.get("choices")
+        if type(choices) is list and choices:
+            choice = choices[0]
+            if type(choice) is dict and choice.get("finish_reason") is None:
+                delta = choice.get("delta")
+                if type(delta) is dict and "error" not in obj and obj.get("usage") is None:
+                    text = delta.get("content")
+                    return Chunk(text) if type(text) is str and text else None
+        return self._general(obj)
+
+    def _general(self, obj: dict[str, object]) -> Chunk | None:
         if "error" in obj and obj["error"] is not None:
             raise stream_error(obj["error"], self._provider)
         usage = _usage(obj.get("usage"))

@@ -131,3 +131,68 @@ class NDJSONDecoder:
         """A last line that the body did not end with a newline."""
         rest = self._lines.flush()
         return [rest] if rest is not None and rest.strip() else []
+
+
+class SSEDataDecoder:
+    """The `data` of each event, for upstreams whose event names and ids mean
+    nothing to their provider (OpenAI-compatible chat streams).
+
+    Strategy: such a body is almost always `data: {...}` blocks ended by LF LF.
+    A piece is cut after its last blank line and the blocks before it are
+    split in one call; a block that is one `data: ` line is its own data, any
+    other block goes through the WHATWG field rules line by line. A CR
+    anywhere hands the rest of the body to `SSEDecoder`, which knows every
+    line ending; the result is the same data either way.
+    """
+
+    __slots__ = ("_general", "_pending", "_started")
+
+    def __init__(self) -> None:
+        self._pending = b""  # bytes after the last blank line seen
+        self._started = False
+        self._general: SSEDecoder | None = None
+
+    def feed(self, piece: bytes) -> list[bytes]:
+        if self._general is not None:
+            return [event.data for event in self._general.feed(piece)]
+        data = self._pending + piece if self._pending else piece
+        if not self._started:
+            if len(data) < len(_BOM) and _BOM.startswith(data):
+                self._pending = data  # too short yet to tell whether it is a BOM
+                return []
+            self._started = True
+            if data.startswith(_BOM):
+                data = data[len(_BOM) :]
+        if b"\r" in data:
+            self._pending = b""
+            self._general = SSEDecoder()
+            self._general._lines._started = True  # the BOM, if any, is gone
+            return [event.data for event in self._general.feed(data)]
+        cut = data.rfind(b"\n\n")
+        if cut < 0:
+            self._pending = data
+            return []
+        self._pending = data[cut + 2 :]
+        out: list[bytes] = []
+        for block in data[:cut].split(b"\n\n"):
+            if block[:6] == b"data: " and b"\n" not in block:
+                out.append(block[6:])
+            elif block:
+                _block_data(block, out)
+        return out
+
+
+def _block_data(block: bytes, out: list[bytes]) -> None:
+    """The WHATWG field rules over the LF-separated lines of one block."""
+    lines: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line:  # a blank line inside: a block that began with extra LFs
+            if lines:
+                out.append(b"\n".join(lines))
+                lines = []
+            continue
+        name, colon, value = line.partition(b":")
+        if name == b"data":
+            lines.append(value[1:] if colon and value[:1] == b" " else value)
+    if lines:
+        out.append(b"\n".join(lines))

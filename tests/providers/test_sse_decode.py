@@ -7,7 +7,13 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.providers.sse_decode import LineSplitter, NDJSONDecoder, SSEDecoder, SSEEvent
+from app.providers.sse_decode import (
+    LineSplitter,
+    NDJSONDecoder,
+    SSEDataDecoder,
+    SSEDecoder,
+    SSEEvent,
+)
 
 
 def feed_all(pieces: list[bytes]) -> list[SSEEvent]:
@@ -118,3 +124,21 @@ def test_ndjson_skips_blank_lines_and_flushes_an_unterminated_last_line() -> Non
     assert decoder.feed(b'{"a":1}\n\n  \n{"b"') == [b'{"a":1}']
     assert decoder.feed(b":2}") == []
     assert decoder.flush() == [b'{"b":2}']
+
+
+def feed_data(pieces: list[bytes]) -> list[bytes]:
+    decoder = SSEDataDecoder()
+    return [data for piece in pieces for data in decoder.feed(piece)]
+
+
+@given(event_streams(), st.lists(st.integers(0, 10_000), max_size=20))
+def test_the_data_decoder_yields_the_data_of_the_general_one(
+    stream: tuple[bytes, list[SSEEvent]], cuts: list[int]
+) -> None:
+    body, expected = stream
+    assert feed_data(cut(body, cuts)) == [event.data for event in expected]
+
+
+def test_the_data_decoder_reads_blocks_with_several_fields_and_extra_blank_lines() -> None:
+    body = b"\xef\xbb\xbf: hi\n\nevent: x\nid: 3\ndata: a\ndata:b\n\n\n\ndata: c\n\ndata: d"
+    assert feed_data([body[:2], body[2:9], body[9:]]) == [b"a\nb", b"c"]
