@@ -25,6 +25,11 @@ from app.streaming.events import Done, Event, Failure, StreamMeta
 
 OBJECT_CHUNK = "chat.completion.chunk"
 _ROLE_DELTA = b'{"role":"assistant","content":"","refusal":null}'
+# `_block(seq, _choice({"content": text}, null))` in one template.
+_TOKEN = (
+    b'%s%d\ndata: %s"choices":[{"index":0,"delta":{"content":%s},'
+    b'"logprobs":null,"finish_reason":null}]}\n\n'
+)
 
 
 def completion_id(stream_id: str) -> str:
@@ -52,7 +57,7 @@ class OpenAIWire:
     (`{"id":…,"system_fingerprint":null,`) is built once per response and the
     variable part spliced in, so a token costs one orjson call on its text."""
 
-    __slots__ = ("_head", "_include_usage", "_stream_id")
+    __slots__ = ("_head", "_include_usage", "_stream_id", "_token_head")
 
     def __init__(self, meta: StreamMeta, *, include_usage: bool) -> None:
         self._stream_id = meta.stream_id.encode()
@@ -67,6 +72,7 @@ class OpenAIWire:
             }
         )
         self._head = head[:-1] + b","  # the object left open for `choices`
+        self._token_head = b"id: %s:" % self._stream_id
 
     def preamble(self) -> bytes:
         # Nothing: hypercorn sends the headers on http.response.start, and a
@@ -76,7 +82,7 @@ class OpenAIWire:
     def encode(self, events: Sequence[Event]) -> bytes:
         if len(events) == 1:
             return self.encode_event(events[0])
-        return b"".join([self.encode_event(e) for e in events])
+        return b"".join([e.openai or self.encode_event(e) for e in events])
 
     def encode_event(self, event: Event) -> bytes:
         if event.kind == "token":
@@ -104,8 +110,9 @@ class OpenAIWire:
         return self._block(event.seq, self._choice(_ROLE_DELTA, b"null")) if event.seq == 1 else b""
 
     def _token(self, event: Event) -> bytes:
-        delta = b'{"content":%s}' % orjson.dumps(event.text)
-        return self._role(event) + self._block(event.seq, self._choice(delta, b"null"))
+        # One formatting operation per token: this is the hot path.
+        block = _TOKEN % (self._token_head, event.seq, self._head, orjson.dumps(event.text))
+        return self._role(event) + block if event.seq == 1 else block
 
     def _done(self, event: Event, done: Done) -> bytes:
         finish = self._choice(b"{}", orjson.dumps(done.finish_reason))
