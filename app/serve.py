@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings()
     args = _arguments(argv, settings)
     app = create_app(settings)
+    gc.freeze()  # as in asgi.py: no collection walks the imported modules' objects
     config = _config(args, settings)
     coroutine = serve(app, config, shutdown_trigger=_on_signal(app))  # type: ignore[arg-type]
     if args.loop == "uvloop":
