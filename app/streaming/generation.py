@@ -36,6 +36,7 @@ from app.streaming.log import EventLog
 from app.streaming.watchdog import Watchdog
 
 CREDIT_WINDOW = 32
+ABANDONED = "every reader left and the detach grace expired"
 log = structlog.get_logger("sluice.stream")
 
 
@@ -109,10 +110,6 @@ ChunkSource = Callable[[ChatRequest], AsyncIterator[Chunk]]
 WantedElsewhere = Callable[[], Awaitable[bool]]
 
 
-async def _nowhere() -> bool:
-    return False
-
-
 class Generation:
     def __init__(
         self,
@@ -122,7 +119,7 @@ class Generation:
         timeouts: Timeouts,
         on_end: Callable[[Generation], None] = lambda g: None,
         sink: LogSink | None = None,
-        wanted_elsewhere: WantedElsewhere = _nowhere,
+        wanted_elsewhere: WantedElsewhere | None = None,  # None: no other process
         stats: Stats | None = None,
     ) -> None:
         self.meta = meta
@@ -355,10 +352,14 @@ class Generation:
     def _grace_expired(self) -> None:
         self._grace = None
         if self._readers == 0 and self.state is State.RUNNING:
+            if self._wanted_elsewhere is None:  # at once: the upstream closes sooner
+                self.stop(Abandoned(ABANDONED))
+                return
             self._checking = asyncio.get_running_loop().create_task(self._abandon_unless_wanted())
 
     async def _abandon_unless_wanted(self) -> None:
         """Readers in other processes count too: while there are any, wait another grace."""
+        assert self._wanted_elsewhere is not None
         try:
             wanted = await self._wanted_elsewhere()
         except Exception:
@@ -369,7 +370,7 @@ class Generation:
         if wanted:
             self._start_grace(max(self._timeouts.detach_grace_s, 1.0))
         else:
-            self.stop(Abandoned("every reader left and the detach grace expired"))
+            self.stop(Abandoned(ABANDONED))
 
 
 async def _aclose(chunks: AsyncIterator[Chunk]) -> None:

@@ -21,6 +21,7 @@ from app.providers.base import ChatRequest
 from app.providers.fallback import open_stream
 from app.providers.registry import ProviderRegistry, Target
 from app.resume.base import ResumeStore
+from app.resume.memory import MemoryStore
 from app.security.limits import MemorySlots, StreamSlots
 from app.settings import Settings
 from app.sse import new_stream_id
@@ -80,7 +81,7 @@ class Generations:
             self._timeouts,
             on_end=self._ended,
             sink=sink,
-            wanted_elsewhere=wanted_elsewhere,
+            wanted_elsewhere=None if isinstance(store, MemoryStore) else wanted_elsewhere,
             stats=stats,
         )
         self._live[meta.stream_id] = generation
