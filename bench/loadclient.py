@@ -1,4 +1,5 @@
-"""A cheap SSE load client: N concurrent streams over raw asyncio streams, under uvloop.
+"""A cheap SSE load client: N concurrent streams under uvloop, each parsed in an asyncio
+Protocol's callback (`loadproto.py`); slow readers use raw asyncio streams, which can pause.
 
 It shares a core with the fake upstream, so it must cost little per token: it speaks
 just enough HTTP/1.1 (keep-alive, chunked or length-delimited bodies) by hand, and
@@ -37,9 +38,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from bench.fake_upstream import run
-
-_CONTENT_MARKERS = (b'"content":"', b'"content": "')
-_EMPTY_CONTENT = (b'"content":""', b'"content": ""')
+from bench.loadproto import Dechunker, SSEClientProtocol, count_events
 
 
 @dataclass(slots=True)
@@ -73,53 +72,6 @@ class StreamResult:
     gaps: array[float] = field(default_factory=lambda: array("d"))
 
 
-class _Dechunker:
-    """Incremental decoder of a chunked transfer-encoded body."""
-
-    __slots__ = ("buf", "done", "need")
-
-    def __init__(self) -> None:
-        self.buf = b""
-        self.need = -1  # >0: data bytes left in this chunk; -1 size line; -2 CRLF; -3 end
-        self.done = False
-
-    def feed(self, data: bytes) -> bytes:
-        buf = self.buf + data if self.buf else data
-        pos = 0
-        out: list[bytes] = []
-        end = len(buf)
-        while pos < end:
-            need = self.need
-            if need > 0:
-                take = min(need, end - pos)
-                out.append(buf[pos : pos + take])
-                pos += take
-                self.need = need - take
-                if self.need == 0:
-                    self.need = -2
-            elif need == -2:
-                if end - pos < 2:
-                    break
-                pos += 2
-                self.need = -1
-            else:
-                idx = buf.find(b"\r\n", pos)
-                if idx < 0:
-                    break
-                if need == -3:  # trailer lines, then the empty line that ends the body
-                    empty = idx == pos
-                    pos = idx + 2
-                    if empty:
-                        self.done = True
-                        break
-                    continue
-                size = int(buf[pos:idx].split(b";", 1)[0], 16)
-                pos = idx + 2
-                self.need = size if size else -3
-        self.buf = buf[pos:]
-        return b"".join(out)
-
-
 class _Conn:
     __slots__ = ("reader", "writer")
 
@@ -148,16 +100,6 @@ async def _connect(host: str, port: int, spec: LoadSpec) -> _Conn:
     return _Conn(reader, writer)
 
 
-def _count_events(complete: bytes) -> tuple[int, bool, bool]:
-    """(tokens, done, failed) in a run of complete SSE events."""
-    tokens = complete.count(b"event: token")
-    for marker, empty in zip(_CONTENT_MARKERS, _EMPTY_CONTENT, strict=True):
-        tokens += complete.count(marker) - complete.count(empty)
-    done = b"data: [DONE]" in complete or b"event: done" in complete
-    failed = b"event: error" in complete or b'data: {"error"' in complete
-    return tokens, done, failed
-
-
 async def _stream(conn: _Conn, request: bytes, spec: LoadSpec, res: StreamResult) -> bool:
     """One request on `conn`; True if the connection may be reused."""
     reader, writer = conn.reader, conn.writer
@@ -180,7 +122,7 @@ async def _stream(conn: _Conn, request: bytes, spec: LoadSpec, res: StreamResult
     chunked = "chunked" in headers.get("transfer-encoding", "")
     length = int(headers["content-length"]) if "content-length" in headers else None
     keep_alive = headers.get("connection") != "close" and (chunked or length is not None)
-    dechunker = _Dechunker() if chunked else None
+    dechunker = Dechunker() if chunked else None
     received = 0
     sse = b""
     last = 0.0
@@ -204,7 +146,7 @@ async def _stream(conn: _Conn, request: bytes, spec: LoadSpec, res: StreamResult
                 sse += payload
                 cut = max(sse.rfind(b"\n\n") + 2, sse.rfind(b"\r\n\r\n") + 4)
                 if cut > 3:
-                    tokens, done, failed = _count_events(sse[:cut])
+                    tokens, done, failed = count_events(sse[:cut])
                     sse = sse[cut:]
                     if tokens:
                         if res.ttft is None:
@@ -259,6 +201,7 @@ async def _worker(
     if spec.ramp_s > 0 and spec.concurrency > 1:
         await asyncio.sleep(spec.ramp_s * index / spec.concurrency)
     conn: _Conn | None = None
+    proto: SSEClientProtocol | None = None
     for _ in range(spec.requests_per_worker):
         rid = next_rid[0]
         next_rid[0] += 1
@@ -272,6 +215,9 @@ async def _worker(
             lines += ["content-type: application/json", f"content-length: {len(body)}"]
         lines += [f"{k}: {v}" for k, v in spec.headers.items()]
         request = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+        if not spec.slow_bps:
+            proto = await _protocol_request(proto, host, port, spec, request, res)
+            continue
         reuse = False
         try:
             if conn is None:
@@ -285,6 +231,47 @@ async def _worker(
             conn = None
     if conn is not None:
         conn.writer.close()
+    if proto is not None and proto.transport is not None:
+        proto.transport.close()
+
+
+async def _protocol_request(
+    proto: SSEClientProtocol | None,
+    host: str,
+    port: int,
+    spec: LoadSpec,
+    request: bytes,
+    res: StreamResult,
+) -> SSEClientProtocol | None:
+    """One request through the Protocol path; the protocol to reuse, if any."""
+    reuse = False
+    try:
+        if proto is None or proto.closed:
+            proto = await asyncio.wait_for(_connect_protocol(host, port, spec), spec.timeout_s)
+        reuse = await proto.request(request, res, spec.timeout_s)
+    except (OSError, ValueError, TimeoutError) as exc:
+        res.error = f"{type(exc).__name__}: {exc}"
+    res.ended = time.monotonic()
+    if reuse and proto is not None and not proto.closed:
+        return proto
+    if proto is not None and proto.transport is not None:
+        proto.transport.close()
+    return None
+
+
+async def _connect_protocol(host: str, port: int, spec: LoadSpec) -> SSEClientProtocol:
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, (host, port))
+    except BaseException:
+        sock.close()
+        raise
+    proto = SSEClientProtocol(spec.leave_after, spec.duration_s)
+    await loop.create_connection(lambda: proto, sock=sock)
+    return proto
 
 
 def _percentile(values: list[float], q: float) -> float | None:
