@@ -11,8 +11,6 @@ import asyncio
 import time
 from collections.abc import Callable
 
-import structlog
-
 from app.errors import InvalidRequest, ShuttingDown
 from app.observability import report
 from app.observability.context import request_arrival
@@ -29,8 +27,6 @@ from app.streaming.events import StreamMeta
 from app.streaming.generation import Generation, Stats, Timeouts
 from app.streaming.responder import Delivery
 from app.streaming.source import StreamSource
-
-log = structlog.get_logger("sluice.stream")
 
 
 class Generations:
@@ -112,7 +108,7 @@ class Generations:
         report.response_ended(source.meta, delivery, self._labels(source.meta.model))
 
     def running(self) -> list[Generation]:
-        return [g for g in self._live.values() if g.log.ended is False]
+        return [g for g in self._live.values() if not g.log.ended]
 
     def _ended(self, generation: Generation) -> None:
         meta = generation.meta
