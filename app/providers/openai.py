@@ -15,6 +15,7 @@ a third of a stream's set-up time in the gateway.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 
@@ -22,6 +23,7 @@ import aiohttp
 import httpx2
 import openai
 import orjson
+from aiohttp.connector import AddrInfoType
 from openai._vendor.httpx_aiohttp import AiohttpTransport
 
 from app.errors import UpstreamError
@@ -37,8 +39,18 @@ NO_KEY = "sluice-no-key"  # local servers ignore the key, but the SDK wants one
 # twice this many bytes. While a slow client holds the producer back, that
 # buffer is memory per stream; the kernel's socket buffer beyond it is not.
 READ_BUFSIZE = 2**14
+# Likewise one read of the socket lands whole in that buffer, however far over
+# it: a fixed receive buffer bounds a read (loopback grows it to megabytes).
+RCVBUF = 2**16
 # `with_streaming_response`'s marker: `post` returns the httpx response unread.
 _RAW_STREAM = {"X-Stainless-Raw-Response": "stream", "Content-Type": "application/json"}
+
+
+def _socket(addr_info: AddrInfoType) -> socket.socket:
+    family, kind, proto, _, _ = addr_info
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+    return sock
 
 
 def aiohttp_client(timeout: httpx2.Timeout) -> httpx2.AsyncClient:
@@ -50,6 +62,7 @@ def aiohttp_client(timeout: httpx2.Timeout) -> httpx2.AsyncClient:
             limit=limits.max_connections or 0,
             keepalive_timeout=limits.keepalive_expiry,
             ssl=httpx2.create_ssl_context(),
+            socket_factory=_socket,
         )
         return aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFSIZE)
 
