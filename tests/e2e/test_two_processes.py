@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.support.client import SSEResponse, read_sse, transcript
+from tests.support.client import create_lorem_stream as create
 from tests.support.processes import SluiceProcess, sluice_process
 from tests.support.redis_server import RedisServer
 from tests.support.sse_parser import SSEEvent, SSEParser
@@ -59,18 +60,6 @@ async def both(
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=15) as c:
         yield c
-
-
-async def create(client: httpx.AsyncClient, url: str, tokens: int, tps: float) -> str:
-    body = {
-        "model": "sim/lorem",
-        "messages": [{"role": "user", "content": "hi"}],
-        "max_tokens": tokens,
-        "sim": {"tps": tps},
-    }
-    response = await client.post(f"{url}/v1/streams", json=body)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 @contextlib.asynccontextmanager

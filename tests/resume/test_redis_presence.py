@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.settings import Settings
+from tests.support.client import create_lorem_stream as create
 from tests.support.client import read_sse
 from tests.support.redis_server import RedisServer
 from tests.support.server import RunningServer, run_sluice
@@ -26,18 +27,6 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 async def two(settings: Settings) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
     async with run_sluice(settings) as a, run_sluice(settings) as b:
         yield a, b
-
-
-async def create(client: httpx.AsyncClient, url: str, tokens: int, tps: float) -> str:
-    body = {
-        "model": "sim/lorem",
-        "messages": [{"role": "user", "content": "hi"}],
-        "max_tokens": tokens,
-        "sim": {"tps": tps},
-    }
-    response = await client.post(f"{url}/v1/streams", json=body)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 async def test_a_reader_on_another_process_keeps_the_stream_past_the_detach_grace(

@@ -57,3 +57,16 @@ def transcript(events: list[SSEEvent]) -> str:
     import json as json_
 
     return "".join(json_.loads(e.data)["text"] for e in events if e.event == "token")
+
+
+async def create_lorem_stream(client: httpx.AsyncClient, url: str, tokens: int, tps: float) -> str:
+    """POST /v1/streams for `tokens` lorem tokens at `tps`; the new stream's id."""
+    body = {
+        "model": "sim/lorem",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": tokens,
+        "sim": {"tps": tps},
+    }
+    response = await client.post(f"{url}/v1/streams", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
