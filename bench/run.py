@@ -515,6 +515,7 @@ async def run_all(
     only: list[str] | None,
     rounds_wanted: int | None = None,
     on_round: Callable[[dict[str, Any]], None] | None = None,
+    scenarios: tuple[str, ...] = SCENARIOS,
 ) -> dict[str, Any]:
     sizes = SIZES[mode]
     if rounds_wanted is not None:
@@ -594,6 +595,8 @@ async def run_all(
             results: dict[str, dict[str, Any]] = {s.name: {} for s in systems}
             results["direct"] = {}
             for scenario in ("ttft", "paced"):
+                if scenario not in scenarios:
+                    continue
                 results["direct"][scenario] = await measure(
                     ctx, None, scenario, ctx.upstream_port, None
                 )
@@ -602,6 +605,7 @@ async def run_all(
             groups = [["slow", "paced", "ttft", "throughput", "leave"]]
             if sizes.fresh_for_rss:
                 groups = [["ttft", "throughput", "leave"], ["paced"], ["slow"]]
+            groups = [g for g in ([s for s in group if s in scenarios] for group in groups) if g]
             for group in groups:
                 for system in order:
                     found = await measure_system(ctx, system, group, f"r{r}-{group[0]}")
@@ -965,7 +969,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
     parser.add_argument("--rounds", type=int, default=None, help="override the mode's rounds")
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, of {SCENARIOS}"
+    )
     args = parser.parse_args(argv)
+    scenarios = tuple(args.scenarios.split(","))
+    if not set(scenarios) <= set(SCENARIOS):
+        parser.error(f"--scenarios: choose from {SCENARIOS}")
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     only = args.systems.split(",") if args.systems else None
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -979,7 +989,7 @@ def main(argv: list[str] | None = None) -> None:
             args.json.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
         print(f"wrote {args.out} after {elapsed:.0f} s; logs in {data['logdir']}", flush=True)
 
-    write(asyncio.run(run_all(mode, only, args.rounds, write)))
+    write(asyncio.run(run_all(mode, only, args.rounds, write, scenarios)))
 
 
 if __name__ == "__main__":
