@@ -3,21 +3,35 @@
 Every key of one stream carries the hash tag `{<stream_id>}`, so that on a
 Redis Cluster they all live in one slot:
 
-    sluice:{<sid>}:log      Redis stream; entry id `0-<seq>`, fields k (kind), v (value)
+    sluice:{<sid>}:log      Redis stream of batches: entry id `0-<first seq>`, field v
     sluice:{<sid>}:meta     hash: model, created, owner, node (the owning process)
     sluice:{<sid>}:lease    string: the owning node, with a short TTL the owner refreshes
     sluice:{<sid>}:readers  sorted set: readers in other processes, scored by expiry (ms)
 
-Strategy: the entry id *is* the event's seq (`0-<seq>`). Replay from an event
-id is then `XRANGE log 0-<seq+1> +`, a reader's cursor is `0-<seq>`, and
-Redis refuses any write that would not come after the last entry: when the
-owner and a follower both try to write the end of a dead-looking stream,
-exactly one succeeds and the other learns it from the error.
+One entry holds the events of one flush, consecutive seqs from the one in
+its id: `v` is a JSON array, a string per token and, if the batch ends the
+stream, a last item that is a list (`["d", reason, input, output, ttft_ms,
+tokens/s]` or `["e", type, message, retryable]`). A reader decodes an entry
+with one `orjson.loads`; the owner writes one entry per stream per flush.
+
+Strategy: the entry id is the seq of the entry's *first* event, so Redis
+refuses any write that would not come after the last entry. A follower that
+finds the owner dead after the event `c` writes the terminal event alone at
+`0-<c+1>`; the owner's next entry, if it wrote one, starts at seq c+1 too.
+Whichever comes second has an id that is not above the last one and is
+refused, so exactly one of them ends the stream, and nothing is ever written
+after a terminal event. (An id of the *last* seq would let an owner that
+stalled past its lease append `0-<c+5>` after a follower's `0-<c+1>`.)
+Reading after seq k therefore starts at the entry holding k+1, the last one
+whose id is at most `0-<k+1>` (XREVRANGE ... COUNT 1), and drops the events
+up to k from it; XREAD's cursor is the id of the last entry read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -25,8 +39,6 @@ from app.providers.base import Usage
 from app.streaming.events import Done, Event, Failure, StreamMeta
 
 Fields = dict[bytes, bytes]
-
-_KIND_CODE = {"token": b"t", "done": b"d", "error": b"e"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,42 +72,64 @@ def seq_of(entry: bytes | str) -> int:
     return int(text.partition("-")[2])
 
 
-def encode_event(event: Event) -> Fields:
-    """The compact fields of one log entry (its seq is the entry id)."""
-    if event.kind == "token":
-        value = event.text.encode()
-    elif event.done is not None:
-        done = event.done
-        value = orjson.dumps(
-            [
-                done.finish_reason,
-                done.usage.input_tokens,
-                done.usage.output_tokens,
-                done.ttft_ms,
-                done.tokens_per_second,
-            ]
-        )
+def encode_batch(events: Sequence[Event]) -> tuple[str, Fields]:
+    """The entry id and fields of one entry holding `events` (consecutive seqs,
+    a terminal event only last)."""
+    first = events[0].seq
+    if events[-1].seq - first != len(events) - 1:
+        raise ValueError(f"an entry holds consecutive seqs only, not {first}..{events[-1].seq}")
+    last = events[-1]
+    if last.terminal:
+        items: list[object] = [event.text for event in events[:-1]]
+        items.append(_terminal(last))
     else:
-        assert event.failure is not None
-        failure = event.failure
-        value = orjson.dumps([failure.type, failure.message, failure.retryable])
-    return {b"k": _KIND_CODE[event.kind], b"v": value}
+        items = [event.text for event in events]
+    return entry_id(first), {b"v": orjson.dumps(items)}
 
 
-def decode_event(entry: bytes | str, fields: Fields) -> Event:
-    seq = seq_of(entry)
-    kind = fields[b"k"]
-    value = fields[b"v"]
-    if kind == b"t":
-        return Event(seq, "token", text=value.decode())
-    if kind == b"d":
-        reason, input_tokens, output_tokens, ttft_ms, tps = orjson.loads(value)
+def _terminal(event: Event) -> list[object]:
+    if event.done is not None:
+        done = event.done
+        usage = done.usage
+        return [
+            "d",
+            done.finish_reason,
+            usage.input_tokens,
+            usage.output_tokens,
+            done.ttft_ms,
+            done.tokens_per_second,
+        ]
+    assert event.failure is not None
+    failure = event.failure
+    return ["e", failure.type, failure.message, failure.retryable]
+
+
+def decode_entry(entry: bytes | str, fields: Fields, after: int = 0) -> list[Event]:
+    """The events of one entry whose seq is above `after`, in order."""
+    first = seq_of(entry)
+    items: list[Any] = orjson.loads(fields[b"v"])  # strings are tokens; a list ends the stream
+    skip = max(0, after + 1 - first)
+    return [
+        Event(seq, "token", text=item) if isinstance(item, str) else _end(seq, item)
+        for seq, item in enumerate(items[skip:], first + skip)
+    ]
+
+
+def _end(seq: int, item: list[Any]) -> Event:
+    if item[0] == "d":
+        _, reason, input_tokens, output_tokens, ttft_ms, tps = item
         done = Done(reason, Usage(input_tokens, output_tokens), ttft_ms, tps)
         return Event(seq, "done", done=done)
-    if kind == b"e":
-        type_, message, retryable = orjson.loads(value)
+    if item[0] == "e":
+        _, type_, message, retryable = item
         return Event(seq, "error", failure=Failure(type_, message, bool(retryable)))
-    raise ValueError(f"unknown entry kind {kind!r} in the log")
+    raise ValueError(f"unknown terminal event {item!r} in the log")
+
+
+def last_of(entry: bytes | str, fields: Fields) -> tuple[int, bool]:
+    """(seq of the entry's last event, whether that event ends the stream)."""
+    items: list[Any] = orjson.loads(fields[b"v"])
+    return seq_of(entry) + len(items) - 1, bool(items) and not isinstance(items[-1], str)
 
 
 def encode_meta(meta: StreamMeta, node: str) -> dict[str, str]:

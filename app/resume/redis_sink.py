@@ -4,7 +4,11 @@ Strategy: `RedisSink.append` only puts the event in the sink's list and, if
 the list was empty, marks the sink dirty — no await, no task, no round-trip
 per token. One flusher task per process waits for dirty sinks, lets
 `FLUSH_S` of appends gather, and writes every dirty sink's events in one
-pipeline (`XADD ... MAXLEN ~ cap`). A closing sink is written at once,
+pipeline: one `XADD ... MAXLEN ~ cap` per sink, whose entry holds all the
+events buffered since the last flush (redis_codec.py). A command costs
+redis-py some 20 µs of Python whatever it carries, so an entry per event
+cost more CPU than the rest of the gateway per token; an entry per flush
+makes it a cost per batch. A closing sink is written at once,
 with the TTL on every key of the stream and the lease dropped, and `close()`
 returns when that pipeline has run. All writes of one stream go through this
 one task, so they reach Redis in seq order.
@@ -24,7 +28,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.resume.redis_codec import StreamKeys, encode_event, entry_id
+from app.resume.redis_codec import StreamKeys, encode_batch
 from app.streaming.events import Event
 
 FLUSH_S = 0.002  # what a token waits at most before it is written: one round-trip per batch
@@ -150,11 +154,12 @@ class Flusher:
         spans: list[tuple[RedisSink, int]] = []
         for sink, events in batches:
             before = len(pipe)
-            for event in events:
+            if events:
+                entry, fields = encode_batch(events)
                 pipe.xadd(
                     sink.keys.log,
-                    encode_event(event),  # type: ignore[arg-type]
-                    id=entry_id(event.seq),
+                    fields,  # type: ignore[arg-type]
+                    id=entry,
                     maxlen=self._maxlen,
                     approximate=True,
                 )

@@ -29,7 +29,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from app.resume.redis_codec import StreamKeys, decode_event, encode_event, entry_id, seq_of
+from app.resume.redis_codec import StreamKeys, decode_entry, encode_batch, entry_id, last_of
 from app.resume.redis_sink import Health
 from app.streaming.events import Event, Failure, StreamMeta
 
@@ -52,9 +52,16 @@ class RemoteSource:
     """`StreamSource` for a stream whose generation runs in another process."""
 
     def __init__(
-        self, redis: Redis, meta: StreamMeta, node: str, timing: Timing, health: Health
+        self,
+        redis: Redis,
+        blocking: Redis,
+        meta: StreamMeta,
+        node: str,
+        timing: Timing,
+        health: Health,
     ) -> None:
         self._redis = redis
+        self._blocking = blocking  # XREAD BLOCK only: see the pools in redis_streams.py
         self._meta = meta
         self._keys = StreamKeys.of(meta.stream_id)
         self._reader = f"{node}:{next(_reader_ids)}"
@@ -69,8 +76,7 @@ class RemoteSource:
         last = cast(Entries, await self._redis.xrevrange(self._keys.log, count=1))
         if not last:
             return 0, False
-        entry, fields = last[0]
-        return seq_of(entry), fields[b"k"] != b"t"
+        return last_of(*last[0])
 
     async def follow(self, after: int, idle_s: float) -> AsyncGenerator[Sequence[Event], None]:
         """Batches after `after` up to the terminal event; `()` every `idle_s` idle."""
@@ -103,26 +109,48 @@ class RemoteSource:
 
     async def _batches(self, after: int) -> AsyncGenerator[list[Event], None]:
         """Replay, then follow; an empty list after each block that found nothing."""
-        cursor = after
+        seen = after
+        cursor: bytes | str | None = await self._entry_holding(after + 1)
+        start = cursor or "-"
         while True:  # replay: bounded by the log's length
             entries = cast(
-                Entries,
-                await self._redis.xrange(self._keys.log, min=entry_id(cursor + 1), count=BATCH),
+                Entries, await self._redis.xrange(self._keys.log, min=start, count=BATCH)
             )
             if entries:
-                yield _decode(entries)
-                cursor = seq_of(entries[-1][0])
+                cursor = entries[-1][0]
+                start = b"(" + entries[-1][0]  # exclusive: after this entry
+                batch = _decode(entries, seen)
+                if batch:  # an empty one would mean "nothing came" to follow()
+                    seen = batch[-1].seq
+                    yield batch
             if len(entries) < BATCH:
                 break
+        # XREAD returns the entries after this id; with none read yet, every entry (the
+        # reader may be ahead of the log: it read the owner's memory in another process).
+        cursor = cursor or entry_id(0)
         block_ms = max(1, int(self._timing.check_s * 1000))
         while True:  # follow: ends when the consumer has seen the terminal event
-            found = await self._redis.xread(
-                {self._keys.log: entry_id(cursor)}, count=BATCH, block=block_ms
+            found = await self._blocking.xread(
+                {self._keys.log: cursor}, count=BATCH, block=block_ms
             )
             entries = entries_of(found)
             if entries:
-                cursor = seq_of(entries[-1][0])
-            yield _decode(entries)
+                cursor = entries[-1][0]
+            batch = _decode(entries, seen)
+            if batch:
+                seen = batch[-1].seq
+            yield batch
+
+    async def _entry_holding(self, seq: int) -> bytes | None:
+        """The id of the entry holding `seq` (or of the last one, if `seq` is not written
+        yet): the last entry whose id, its first seq, is at most `seq`."""
+        if seq <= 1:
+            return None  # the log's first entry, wherever it starts
+        found = cast(
+            Entries,
+            await self._redis.xrevrange(self._keys.log, max=entry_id(seq), min="-", count=1),
+        )
+        return found[0][0] if found else None
 
     async def _owner_alive(self) -> bool:
         return bool(await self._redis.exists(self._keys.lease))
@@ -130,9 +158,9 @@ class RemoteSource:
     async def _declare_interrupted(self, cursor: int) -> None:
         """Write the terminal event of a stream whose owner died, unless it has one."""
         failure = Failure("upstream_error", INTERRUPTED, True)
-        event = Event(cursor + 1, "error", failure=failure)
+        entry, fields = encode_batch([Event(cursor + 1, "error", failure=failure)])
         try:
-            await self._redis.xadd(self._keys.log, encode_event(event), id=entry_id(event.seq))  # type: ignore[arg-type]
+            await self._redis.xadd(self._keys.log, fields, id=entry)  # type: ignore[arg-type]
         except ResponseError:
             return  # something came after the cursor: the next read shows it
         log.warning("stream.owner_lost", stream_id=self._meta.stream_id, last_seq=cursor)
@@ -188,5 +216,11 @@ def entries_of(found: object) -> Entries:
     return found[0][1]  # type: ignore[index,no-any-return]
 
 
-def _decode(entries: Entries) -> list[Event]:
-    return [decode_event(entry, fields) for entry, fields in entries]
+def _decode(entries: Entries, after: int) -> list[Event]:
+    """The events of `entries` above seq `after`: those up to it are a reader's past."""
+    if len(entries) == 1:  # the usual XREAD reply of a reader that keeps up
+        return decode_entry(entries[0][0], entries[0][1], after)
+    events: list[Event] = []
+    for entry, fields in entries:
+        events += decode_entry(entry, fields, after)
+    return events

@@ -1,16 +1,33 @@
 """The Redis resume store: stream logs in Redis streams, shared by every process.
 
-One client and connection pool per process. Besides the per-stream sinks
-(redis_sink.py) and remote sources (redis_source.py), the store runs two
-process-wide tasks: the lease keeper, which refreshes the lease of every
-stream this process runs (and the running TTL of its keys) every third of
-the lease TTL, and the cancel listener, subscribed to this process's cancel
-channel so that a DELETE handled elsewhere reaches the generation.
+Two clients per process, each with a bounded pool (app/redis_client.py).
+Besides the per-stream sinks (redis_sink.py) and remote sources
+(redis_source.py), the store runs two process-wide tasks: the lease keeper,
+which refreshes the lease of every stream this process runs (and the
+running TTL of its keys) every third of the lease TTL, and the cancel
+listener, subscribed to this process's cancel channel so that a DELETE
+handled elsewhere reaches the generation.
 
-Every Redis call is bounded by the client's socket timeouts: connect 1 s,
-read a little longer than the longest XREAD BLOCK. Redis failures are
-translated here, at the edge: `Unavailable` (503) for a new stream that
-needs resume, or a store that is not ready; nothing above sees redis-py.
+Strategy (pools): commands — the flusher's pipelines, leases, creations,
+replays, presence — share at most `COMMAND_CONNECTIONS`; the calls that
+park a connection on the server — followers' XREAD BLOCK, a DELETE waiting
+for the end, the cancel subscription — have a pool of their own, at most
+`BLOCKING_CONNECTIONS`. In one pool, as many idle followers as connections
+would hold every one of them for up to `check_s` each, and the flusher and
+the lease keeper would queue behind them: a writer starved past the lease
+TTL loses its streams to "interrupted". Apart, blocking readers can only
+delay each other: a follower that finds its pool full takes the connection
+of the next block to end (each ends within `check_s`, at once when a token
+comes), so it gets its tokens later; only with more followers waiting than
+blocks ending within its wait does it fail, as in an outage, and its client
+resumes with Last-Event-ID.
+
+Every Redis call is bounded: connect 1 s, a pool wait (`POOL_WAIT_S` for
+commands, a block and a little for blocking reads), a read a little longer
+than the longest XREAD BLOCK. A pool wait that runs out is a `RedisError`
+like any outage. Redis failures are translated here, at the edge:
+`Unavailable` (503) for a new stream that needs resume, or a store that is
+not ready; nothing above sees redis-py.
 """
 
 from __future__ import annotations
@@ -25,12 +42,10 @@ from typing import cast
 from urllib.parse import urlsplit
 
 import structlog
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from app.errors import Unavailable
+from app.redis_client import bounded_client
 from app.resume.base import LogSink
 from app.resume.redis_codec import (
     StreamKeys,
@@ -38,7 +53,7 @@ from app.resume.redis_codec import (
     decode_meta,
     encode_meta,
     entry_id,
-    seq_of,
+    last_of,
 )
 from app.resume.redis_sink import Flusher, Health, RedisSink
 from app.resume.redis_source import (
@@ -53,7 +68,9 @@ from app.settings import Settings
 from app.streaming.events import StreamMeta
 from app.streaming.source import StreamSource
 
-CONNECT_TIMEOUT_S = 1.0
+COMMAND_CONNECTIONS = 64  # short commands: a burst queues for a few ms, it opens no sockets
+BLOCKING_CONNECTIONS = 512  # followers elsewhere in one process blocking at once, without waiting
+POOL_WAIT_S = 2.0  # a command that waits longer for a connection fails as an outage would
 CANCEL_WAIT_S = 2.0  # a DELETE handled elsewhere waits this long for the terminal event
 log = structlog.get_logger("sluice.resume")
 
@@ -77,11 +94,12 @@ class RedisStore:
         self._lease_ms = max(1, int(lease_s * 1000))
         self._ttl_ms = max(1, int(settings.resume_ttl_s * 1000))
         self._timing = Timing(check_s=lease_s / 3, presence_s=lease_s, ttl_ms=self._ttl_ms)
-        self._redis = Redis.from_url(
-            url,
-            socket_connect_timeout=CONNECT_TIMEOUT_S,
-            socket_timeout=self._timing.check_s + 2.0,  # longer than any XREAD BLOCK
-            retry=Retry(NoBackoff(), 1),  # one retry: a pooled connection Redis dropped
+        read_s = self._timing.check_s + 2.0  # longer than any XREAD BLOCK
+        self._redis = bounded_client(
+            url, size=COMMAND_CONNECTIONS, wait_s=POOL_WAIT_S, socket_timeout_s=read_s
+        )
+        self._blocking = bounded_client(
+            url, size=BLOCKING_CONNECTIONS, wait_s=read_s, socket_timeout_s=read_s
         )
         self._health = Health(_where(url))
         maxlen = max(1024, 2 * settings.max_tokens_cap)  # trims nothing a stream can write
@@ -161,7 +179,7 @@ class RedisStore:
                 await asyncio.sleep(self._timing.check_s)
 
     async def _subscribed(self) -> None:
-        pubsub = self._redis.pubsub()
+        pubsub = self._blocking.pubsub()
         try:
             await pubsub.subscribe(cancel_channel(self.node))
             while True:
@@ -187,7 +205,9 @@ class RedisStore:
         if found is None:
             return None
         meta, _node = found
-        return RemoteSource(self._redis, meta, self.node, self._timing, self._health)
+        return RemoteSource(
+            self._redis, self._blocking, meta, self.node, self._timing, self._health
+        )
 
     async def readers_elsewhere(self, stream_id: str) -> int:
         return await readers_in(self._redis, stream_id)
@@ -210,17 +230,17 @@ class RedisStore:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CANCEL_WAIT_S
         last = cast(Entries, await self._redis.xrevrange(keys.log, count=1))
-        cursor = seq_of(last[0][0]) if last else 0
-        if last and last[0][1][b"k"] != b"t":
+        if last and last_of(*last[0])[1]:
             return
+        cursor: bytes | str = last[0][0] if last else entry_id(0)
         while (left := deadline - loop.time()) > 0:
-            found = await self._redis.xread(
-                {keys.log: entry_id(cursor)}, count=512, block=max(1, int(left * 1000))
+            found = await self._blocking.xread(
+                {keys.log: cursor}, count=512, block=max(1, int(left * 1000))
             )
             entries = entries_of(found)
             if entries:
-                cursor = seq_of(entries[-1][0])
-                if entries[-1][1][b"k"] != b"t":
+                cursor = entries[-1][0]
+                if last_of(*entries[-1])[1]:
                     return
 
     def _unavailable(self, doing: str, exc: BaseException) -> Unavailable:
@@ -248,3 +268,4 @@ class RedisStore:
         await self._flusher.aclose()
         await settle_detaches(timeout_s=2.0)
         await self._redis.aclose()
+        await self._blocking.aclose()

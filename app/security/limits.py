@@ -13,6 +13,12 @@ leases, counts and adds in one Lua script, so two processes cannot both take
 the last slot. The process that holds a slot renews its leases every third of
 the lease, in one pipelined round-trip for all of them; a process that dies
 stops renewing, and its slots are free once the lease runs out.
+
+Strategy (connections): the slots' client has its own bounded pool
+(app/redis_client.py), `CONNECTIONS` at most. A burst of creations queues
+for a connection (each script takes well under a millisecond) rather than
+opening a socket per creation or being refused; a wait longer than
+`WAIT_S`, like Redis being unreachable, is the 503 `Unavailable`.
 """
 
 from __future__ import annotations
@@ -26,11 +32,14 @@ import structlog
 from redis.exceptions import RedisError
 
 from app.errors import RateLimited, Unavailable
+from app.redis_client import bounded_client
 
 log = structlog.get_logger("sluice.limits")
 
 RETRY_AFTER_S = 1.0
 LEASE_S = 30.0
+CONNECTIONS = 64
+WAIT_S = 2.0  # for a pooled connection, and for Redis' answer
 
 
 def _refusal(limit: int) -> RateLimited:
@@ -144,7 +153,8 @@ class RedisSlots:
 
     @classmethod
     def from_url(cls, url: str, limit: int, lease_s: float = LEASE_S) -> RedisSlots:
-        return cls(aioredis.Redis.from_url(url), limit, lease_s)
+        client = bounded_client(url, size=CONNECTIONS, wait_s=WAIT_S, socket_timeout_s=WAIT_S)
+        return cls(client, limit, lease_s)
 
     async def acquire(self, identity: str, stream_id: str) -> None:
         try:

@@ -1,39 +1,98 @@
-"""The Redis entry format rebuilds every event exactly (pure functions)."""
+"""The Redis entry format rebuilds every event of a batch exactly (pure functions)."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app.providers.base import Usage
-from app.resume.redis_codec import StreamKeys, decode_event, encode_event, entry_id, seq_of
+from app.resume.redis_codec import (
+    StreamKeys,
+    decode_entry,
+    encode_batch,
+    entry_id,
+    last_of,
+    seq_of,
+)
 from app.streaming.events import Done, Event, Failure
 
+texts = st.lists(st.text(), min_size=1, max_size=20)
 
-@given(seq=st.integers(1, 10**9), text=st.text())
-def test_a_token_entry_round_trips_with_its_seq_as_the_entry_id(seq: int, text: str) -> None:
-    event = decode_event(entry_id(seq).encode(), encode_event(Event(seq, "token", text=text)))
-    assert (event.seq, event.kind, event.text) == (seq, "token", text)
+
+def tokens(first: int, batch: list[str]) -> list[Event]:
+    return [Event(first + i, "token", text=text) for i, text in enumerate(batch)]
+
+
+def summary(events: list[Event]) -> list[tuple[int, str, str, Done | None, Failure | None]]:
+    return [(e.seq, e.kind, e.text, e.done, e.failure) for e in events]
+
+
+def round_trip(events: list[Event], after: int = 0) -> list[Event]:
+    entry, fields = encode_batch(events)
+    return decode_entry(entry.encode(), fields, after)
+
+
+@given(first=st.integers(1, 10**9), batch=texts)
+def test_a_batch_of_tokens_round_trips_with_its_first_seq_as_the_entry_id(
+    first: int, batch: list[str]
+) -> None:
+    events = tokens(first, batch)
+    entry, _ = encode_batch(events)
+    assert seq_of(entry) == first
+    assert summary(round_trip(events)) == summary(events)
+
+
+def test_non_ascii_newlines_and_empty_texts_survive_a_round_trip() -> None:
+    events = tokens(1, ["héllo", " wörld\n", "", "\r\n\n", "日本語", '"quoted"\\', "\x00"])
+    assert summary(round_trip(events)) == summary(events)
 
 
 @given(
+    batch=st.lists(st.text(), max_size=5),
     usage=st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)),
     ttft=st.none() | st.floats(0, 1e6),
     tps=st.none() | st.floats(0, 1e6),
 )
-def test_a_done_entry_round_trips(
-    usage: tuple[int, int], ttft: float | None, tps: float | None
+def test_a_batch_ending_with_done_round_trips(
+    batch: list[str], usage: tuple[int, int], ttft: float | None, tps: float | None
 ) -> None:
     done = Done("length", Usage(*usage), ttft, tps)
-    event = decode_event(b"0-7", encode_event(Event(7, "done", done=done)))
-    assert (event.seq, event.kind, event.done) == (7, "done", done)
+    events = [*tokens(7, batch), Event(7 + len(batch), "done", done=done)]
+    decoded = round_trip(events)
+    assert summary(decoded) == summary(events)
+    assert decoded[-1].terminal
 
 
-@given(message=st.text(), retryable=st.booleans())
-def test_an_error_entry_round_trips(message: str, retryable: bool) -> None:
+@given(batch=st.lists(st.text(), max_size=5), message=st.text(), retryable=st.booleans())
+def test_a_batch_ending_with_an_error_round_trips(
+    batch: list[str], message: str, retryable: bool
+) -> None:
     failure = Failure("upstream_error", message, retryable)
-    event = decode_event("0-3", encode_event(Event(3, "error", failure=failure)))
-    assert (event.seq, event.kind, event.failure) == (3, "error", failure)
+    events = [*tokens(3, batch), Event(3 + len(batch), "error", failure=failure)]
+    assert summary(round_trip(events)) == summary(events)
+
+
+@given(batch=texts, data=st.data())
+def test_decoding_after_a_seq_drops_the_events_up_to_it(
+    batch: list[str], data: st.DataObject
+) -> None:
+    events = tokens(10, batch)
+    after = data.draw(st.integers(0, 10 + len(batch)))
+    assert summary(round_trip(events, after)) == summary([e for e in events if e.seq > after])
+
+
+def test_the_last_seq_and_whether_the_entry_ends_the_stream_come_from_one_entry() -> None:
+    entry, fields = encode_batch(tokens(4, ["a", "b", "c"]))
+    assert last_of(entry, fields) == (6, False)
+    failure = Failure("upstream_error", "gone", True)
+    entry, fields = encode_batch([Event(7, "error", failure=failure)])
+    assert last_of(entry.encode(), fields) == (7, True)
+
+
+def test_a_batch_with_a_gap_in_its_seqs_is_refused() -> None:
+    with pytest.raises(ValueError, match="consecutive"):
+        encode_batch([Event(1, "token", text="a"), Event(3, "token", text="b")])
 
 
 def test_every_key_of_a_stream_shares_its_hash_tag() -> None:
@@ -45,3 +104,4 @@ def test_every_key_of_a_stream_shares_its_hash_tag() -> None:
         "sluice:{abc}:readers",
     )
     assert seq_of(b"0-42") == 42
+    assert entry_id(42) == "0-42"

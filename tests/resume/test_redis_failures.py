@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from app.errors import Unavailable
+from app.resume import redis_streams
 from app.resume.redis_streams import RedisStore
 from app.settings import Settings
 from app.streaming.events import StreamMeta
@@ -61,6 +62,22 @@ async def test_a_stream_created_while_redis_is_down_fails_or_runs_without_resume
         assert problem is not None
         assert "unreachable" in problem
     finally:
+        await store.aclose()
+
+
+async def test_a_stream_whose_creation_waits_too_long_for_a_connection_fails_unavailable(
+    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_streams, "COMMAND_CONNECTIONS", 1)
+    monkeypatch.setattr(redis_streams, "POOL_WAIT_S", 0.05)
+    store = RedisStore(Settings(), own_redis.url)
+    pool = store._redis.connection_pool
+    held = await pool.get_connection()  # type: ignore[no-untyped-call]  # every one busy
+    try:
+        with pytest.raises(Unavailable, match="Redis"):
+            await store.create(StreamMeta("AAAAAAAAAAAAAAAAAAAAAA", "sim/lorem", 0, ""))
+    finally:
+        await pool.release(held)
         await store.aclose()
 
 

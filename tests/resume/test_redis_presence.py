@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from typing import cast
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
+from app.resume.redis_codec import decode_entry
+from app.resume.redis_source import Entries
 from app.settings import Settings
 from tests.support.client import create_lorem_stream as create
 from tests.support.client import read_sse
@@ -71,7 +74,10 @@ async def test_an_ended_stream_keeps_every_key_for_the_resume_ttl_only(
     redis = Redis.from_url(redis_server.url)
     try:
         assert await redis.exists(f"sluice:{{{sid}}}:lease") == 0  # dropped at the end
-        assert await redis.xlen(f"sluice:{{{sid}}}:log") == 6
+        entries = cast(Entries, await redis.xrange(f"sluice:{{{sid}}}:log"))
+        events = [e for entry, fields in entries for e in decode_entry(entry, fields)]
+        assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]  # five tokens and done
+        assert events[-1].kind == "done"
         for key in ("log", "meta"):
             ttl_ms = await redis.pttl(f"sluice:{{{sid}}}:{key}")
             assert 0 < ttl_ms <= 120_000

@@ -11,7 +11,8 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from app.errors import RateLimited
+from app.errors import RateLimited, Unavailable
+from app.redis_client import bounded_client
 from app.security.keys import key_identity
 from app.security.limits import MemorySlots, RedisSlots, StreamSlots
 from app.settings import Settings, load_settings
@@ -187,6 +188,34 @@ async def test_redis_slots_are_counted_across_processes(redis_server: RedisServe
         second.release("key_shared0001", "s3")
     finally:
         await second.aclose()
+
+
+async def test_a_burst_of_redis_slot_acquisitions_larger_than_the_pool_all_succeed(
+    redis_server: RedisServer,
+) -> None:
+    slots = RedisSlots.from_url(redis_server.url, limit=1000)
+    try:
+        ids = [f"s{i}" for i in range(500)]  # redis-py's default pool refused the 101st
+        await asyncio.gather(*(slots.acquire("key_burst00001", sid) for sid in ids))
+        assert await slots.held("key_burst00001") == 500
+        for sid in ids:
+            slots.release("key_burst00001", sid)
+    finally:
+        await slots.aclose()
+
+
+async def test_a_redis_slot_that_waits_too_long_for_a_connection_is_unavailable(
+    redis_server: RedisServer,
+) -> None:
+    client = bounded_client(redis_server.url, size=1, wait_s=0.05, socket_timeout_s=1.0)
+    slots = RedisSlots(client, limit=10)
+    held = await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        with pytest.raises(Unavailable, match="Redis"):
+            await slots.acquire("key_waiting001", "s1")
+    finally:
+        await client.connection_pool.release(held)
+        await slots.aclose()
 
 
 async def test_redis_slots_of_a_dead_process_expire_with_their_lease(
