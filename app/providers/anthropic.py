@@ -35,6 +35,7 @@ _PASSTHROUGH = ("top_p", "top_k")
 class AnthropicProvider:
     # `user` does not change the answer; the rest have no Anthropic equivalent.
     accepts = frozenset((*_PASSTHROUGH, "stop", "user"))
+
     def __init__(
         self,
         name: str = "anthropic",

@@ -94,6 +94,7 @@ class ChatLineParser:
 
 class OllamaProvider:
     accepts = frozenset((*_OPTIONS, "user"))  # `user` does not change the answer
+
     def __init__(self, name: str = "ollama", *, host: str | None = None) -> None:
         self.name = name
         self._client = httpx.AsyncClient(

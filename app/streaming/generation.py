@@ -328,6 +328,7 @@ class Generation:
     def _delivered_up_to(self, seq: int) -> None:
         if seq > self._delivered:
             self._delivered = seq
+            self.log.delivered(seq)
             if self.log.last_seq - seq < CREDIT_WINDOW:
                 self._release_credit()
 

@@ -6,9 +6,12 @@ holds where each ends, so a logged token costs its characters plus 4 bytes
 instead of an `Event` object with its own `str` and cached wire bytes
 (~400 bytes). A reader far behind the producer (the kernel's socket buffers
 let a producer run a whole long stream ahead of a slow client) therefore
-holds the log small. The newest events are also kept as `Event` objects, so
-that readers keeping up share one object per event and its write-once wire
-caches; events older than that are rebuilt for whoever replays them.
+holds the log small. The newest events not yet sent to the fastest reader
+are also kept as `Event` objects (at most `2 * RECENT`), so that readers
+keeping up share one object per event and its write-once wire caches; older
+events are rebuilt for whoever replays them. A paced stream whose reader
+keeps up thus holds almost no event objects (~400 bytes each with the
+OpenAI chunk cached: ~10 KB per open stream otherwise).
 
 Strategy (waiting): readers that are caught up park on a future of their
 own, listed here and resolved by the next append (one wake-up per reader per
@@ -26,8 +29,8 @@ from array import array
 
 from app.streaming.events import Event
 
-SEGMENT = 256  # token texts joined per segment
-RECENT = 16  # newest events kept as objects (at most twice this many)
+SEGMENT = 64  # token texts joined per segment
+RECENT = 16  # newest undelivered events kept as objects (at most twice this many)
 
 
 def _wake(fut: asyncio.Future[bool], value: bool) -> None:
@@ -108,6 +111,15 @@ class EventLog:
             waiters, self._waiters = self._waiters, []
             for fut, _ in waiters:
                 _wake(fut, True)
+
+    def delivered(self, seq: int) -> None:
+        """The fastest reader has sent every event up to `seq`: those events
+        stay packed only. A reader that keeps up then leaves no objects behind
+        it; one further back gets its events rebuilt, as a replay would."""
+        recent = self._recent
+        drop = len(recent) - (self.last_seq - seq)
+        if drop > 0:
+            del recent[:drop]
 
     def after(self, seq: int) -> list[Event]:
         """The events after `seq`, in order (shared objects for the newest)."""

@@ -48,6 +48,19 @@ def test_readers_keeping_up_share_one_object_per_event() -> None:
     assert [id(e) for e in first] == [id(e) for e in second]
 
 
+def test_delivered_events_are_kept_packed_only_and_still_replay_exactly() -> None:
+    texts = [f"w{i}" for i in range(RECENT)]
+    log = filled(texts)
+    undelivered = log.after(RECENT - 2)
+    log.delivered(RECENT - 2)
+    assert [id(e) for e in log.after(RECENT - 2)] == [id(e) for e in undelivered]
+    assert log.after(0)[0] is not log.after(0)[0]  # delivered: rebuilt on each replay
+    assert [e.text for e in log.after(0)] == texts
+    log.delivered(RECENT)
+    log.token("next")
+    assert [e.text for e in log.after(RECENT - 1)] == [texts[-1], "next"]
+
+
 def test_a_rebuilt_replay_equals_the_original_texts_across_the_open_segment() -> None:
     texts = [str(i) for i in range(SEGMENT + RECENT * 3)]
     log = filled(texts)
