@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx2
@@ -70,6 +72,16 @@ def upstream_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFSIZE, timeout=timeout)
 
 
+def env_proxy(url: str) -> str | None:
+    """The proxy that HTTPS_PROXY / HTTP_PROXY / NO_PROXY name for `url`, as the
+    SDK's client would use. Strategy: read once, at start-up; aiohttp's
+    `trust_env` reads the environment and ~/.netrc on every request (~0.3 ms)."""
+    parts = urlsplit(url)
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 def sdk_headers(client: openai.AsyncOpenAI) -> dict[str, str]:
     """The headers the SDK would send: identity, auth, organisation, project."""
     headers = {**client.default_headers, **client.auth_headers}
@@ -97,6 +109,7 @@ class OpenAIProvider:
         self._sdk = sdk
         self._url = str(sdk.base_url.join("chat/completions"))
         self._headers = sdk_headers(sdk)
+        self._proxy = env_proxy(self._url)
         self._session: aiohttp.ClientSession | None = None  # made in the loop that uses it
 
     def _body(self, request: ChatRequest, model: str) -> dict[str, object]:
@@ -123,7 +136,9 @@ class OpenAIProvider:
             self._session = upstream_session()
         content = orjson.dumps(self._body(request, model))
         try:
-            response = await self._session.post(self._url, data=content, headers=self._headers)
+            response = await self._session.post(
+                self._url, data=content, headers=self._headers, proxy=self._proxy
+            )
         except _TRANSPORT_ERRORS as exc:
             raise transport_error(exc, self.name) from exc
         decoder = SSEDataDecoder()

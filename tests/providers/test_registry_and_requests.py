@@ -7,6 +7,7 @@ import pytest
 from app.errors import NotFound, UpstreamError
 from app.providers.anthropic import DEFAULT_MAX_TOKENS
 from app.providers.base import ChatRequest, Message
+from app.providers.openai import env_proxy
 from app.providers.registry import ProviderRegistry
 from app.settings import CompatServer, Settings
 from tests.providers.kinds import KINDS, chat_request
@@ -128,3 +129,14 @@ async def test_ollama_request_posts_to_api_chat() -> None:
     assert request.path == "/api/chat"
     assert body["model"] == "gemma4"
     assert body["options"] == {"num_predict": 64, "temperature": 0.5}
+
+
+def test_openai_upstreams_use_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    assert env_proxy("https://api.openai.com/v1/chat/completions") == "http://proxy.example:3128"
+    assert env_proxy("https://127.0.0.1:8443/v1/chat/completions") is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert env_proxy("https://api.openai.com/v1/chat/completions") is None
