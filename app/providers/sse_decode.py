@@ -138,9 +138,11 @@ class SSEDataDecoder:
     nothing to their provider (OpenAI-compatible chat streams).
 
     Strategy: such a body is almost always `data: {...}` blocks ended by LF LF.
-    A piece is cut after its last blank line and the blocks before it are
-    split in one call; a block that is one `data: ` line is its own data, any
-    other block goes through the WHATWG field rules line by line. A CR
+    A piece is cut after its last blank line; when every block before it is
+    one `data: ` line (the LFs are all in the separators), one split on
+    `\n\ndata: ` yields the data (a third of the cost of splitting into blocks
+    and slicing each); otherwise a block that is one `data: ` line is its own
+    data and any other goes through the WHATWG field rules line by line. A CR
     anywhere hands the rest of the body to `SSEDecoder`, which knows every
     line ending; the result is the same data either way.
     """
@@ -173,8 +175,14 @@ class SSEDataDecoder:
             self._pending = data
             return []
         self._pending = data[cut + 2 :]
+        blocks = data[:cut]
+        if blocks[:6] == b"data: ":
+            datas = blocks[6:].split(b"\n\ndata: ")
+            # Every LF is in a separator: each block was one `data: ` line.
+            if blocks.count(b"\n") == 2 * len(datas) - 2:
+                return datas
         out: list[bytes] = []
-        for block in data[:cut].split(b"\n\n"):
+        for block in blocks.split(b"\n\n"):
             if block[:6] == b"data: " and b"\n" not in block:
                 out.append(block[6:])
             elif block:

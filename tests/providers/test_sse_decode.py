@@ -142,3 +142,10 @@ def test_the_data_decoder_yields_the_data_of_the_general_one(
 def test_the_data_decoder_reads_blocks_with_several_fields_and_extra_blank_lines() -> None:
     body = b"\xef\xbb\xbf: hi\n\nevent: x\nid: 3\ndata: a\ndata:b\n\n\n\ndata: c\n\ndata: d"
     assert feed_data([body[:2], body[2:9], body[9:]]) == [b"a\nb", b"c"]
+
+
+def test_the_data_decoder_splits_plain_data_blocks_and_falls_back_on_any_other_line() -> None:
+    plain = b'data: {"a":1}\n\ndata: \n\ndata: [DONE]\n\n'
+    assert feed_data([plain]) == [b'{"a":1}', b"", b"[DONE]"]
+    mixed = b"data: x\n\n: ping\n\ndata: y\nid: 2\n\ndata: z\n\ndata:w\n\n"
+    assert feed_data([mixed]) == [b"x", b"y", b"z", b"w"]
