@@ -46,6 +46,7 @@ READ_BUFSIZE = 2**14
 # it: a fixed receive buffer bounds a read (loopback grows it to megabytes).
 RCVBUF = 2**16
 MAX_ERROR_BODY = 2**16  # of an error response, read to find its message
+ERROR_BODY_TIMEOUT_S = 5.0
 # Failures below HTTP, on connect or mid-body.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
@@ -137,7 +138,11 @@ class OpenAIProvider:
         content = orjson.dumps(self._body(request, model))
         try:
             response = await self._session.post(
-                self._url, data=content, headers=self._headers, proxy=self._proxy
+                self._url,
+                data=content,
+                headers=self._headers,
+                proxy=self._proxy,
+                allow_redirects=False,  # as the SDK: a redirect is an error to report
             )
         except _TRANSPORT_ERRORS as exc:
             raise transport_error(exc, self.name) from exc
@@ -162,10 +167,16 @@ class OpenAIProvider:
         yield parser.finish()
 
     async def _status_error(self, response: aiohttp.ClientResponse) -> UpstreamError:
+        raw = b""
         try:
-            raw = await response.content.read(MAX_ERROR_BODY)
+            async with asyncio.timeout(ERROR_BODY_TIMEOUT_S):
+                while len(raw) < MAX_ERROR_BODY:  # `read(n)` returns what has arrived
+                    piece = await response.content.read(MAX_ERROR_BODY - len(raw))
+                    if not piece:
+                        break
+                    raw += piece
         except _TRANSPORT_ERRORS:
-            raw = b""
+            pass  # the status alone still says what happened
         return error_from_body(self.name, response.status, raw, response.headers)
 
     async def aclose(self) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
 from app.errors import UpstreamError, UpstreamRateLimited, UpstreamTimeout
 from app.providers.base import Chunk, Provider
 from tests.providers.kinds import KIND_IDS, KINDS, Case, Kind, chat_request
-from tests.support.fake_upstreams import SPLITTERS, FakeUpstream, Reply, fixture
+from tests.support.fake_upstreams import SPLITTERS, FakeUpstream, Reply, bytewise, fixture
 
 CASES = [(kind, case) for kind in KINDS for case in kind.cases]
 CASE_IDS = [case.fixture.rsplit(".", 1)[0] for _, case in CASES]
@@ -103,6 +104,10 @@ PRE_STREAM = [
     ("openai", _error_reply(500, OPENAI_500), UpstreamError, True, None, "boom"),
     ("compat", _error_reply(503, OPENAI_500), UpstreamError, True, None, "boom"),
     ("compat", _error_reply(504, b"gateway timeout"), UpstreamTimeout, True, None, "504"),
+    ("compat", replace(_error_reply(502, OPENAI_500), split=bytewise, delay_s=0.002),
+     UpstreamError, True, None, "boom"),
+    ("compat", Reply(307, "text/plain", b"moved", headers=(("location", "http://127.0.0.1:9/"),)),
+     UpstreamError, False, None, "307"),
     ("anthropic", _error_reply(401, ANTHROPIC_401), UpstreamError, False, None, "x-api-key"),
     ("anthropic", fixture("anthropic-error-429.json", headers=(("retry-after", "7"),)),
      UpstreamRateLimited, True, 7.0, "rate limit"),
