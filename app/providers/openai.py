@@ -84,9 +84,15 @@ def env_proxy(url: str) -> str | None:
 
 
 def sdk_headers(client: openai.AsyncOpenAI) -> dict[str, str]:
-    """The headers the SDK would send: identity, auth, organisation, project."""
+    """The headers the SDK would send that mean something to the upstream: auth,
+    organisation, project, user agent. (Its eight `X-Stainless-*` platform
+    headers are telemetry; they cost every request ~1 KB and their parsing.)"""
     headers = {**client.default_headers, **client.auth_headers}
-    return {name: value for name, value in headers.items() if isinstance(value, str)}
+    return {
+        name: value
+        for name, value in headers.items()
+        if isinstance(value, str) and not name.lower().startswith("x-stainless")
+    }
 
 
 class OpenAIProvider:
@@ -135,11 +141,11 @@ class OpenAIProvider:
             raise UpstreamError(f"{self.name}: no API key configured", code="missing_api_key")
         if self._session is None:
             self._session = upstream_session()
-        content = orjson.dumps(self._body(request, model))
         try:
             response = await self._session.post(
                 self._url,
-                data=content,
+                # Not kept in a local: orjson's bytes hold ~4 KB, for as long as the stream.
+                data=orjson.dumps(self._body(request, model)),
                 headers=self._headers,
                 proxy=self._proxy,
                 allow_redirects=False,  # as the SDK: a redirect is an error to report

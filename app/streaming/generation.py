@@ -140,7 +140,10 @@ class Generation:
         self._held = False  # shutdown: runs to its end whether or not readers stay
         self._checking: asyncio.Task[None] | None = None
         self._watchdog = Watchdog(self._timed_out)
-        self._ended = asyncio.Event()
+        # Strategy: a future made by the first `wait_ended()`, not an
+        # `asyncio.Event` (its deque is ~0.7 KB per open stream, rarely awaited).
+        self._finished = False
+        self._ended: asyncio.Future[None] | None = None
         self._task = asyncio.get_running_loop().create_task(
             self._produce(), name=f"sluice-generation-{meta.stream_id}"
         )
@@ -176,7 +179,11 @@ class Generation:
         self._release_credit()
 
     async def wait_ended(self) -> None:
-        await self._ended.wait()
+        if self._finished:
+            return
+        if self._ended is None:
+            self._ended = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._ended)  # one waiter cancelled must not end it for all
 
     @property
     def readers(self) -> int:
@@ -281,7 +288,9 @@ class Generation:
                 await self._sink.close()
             except Exception:  # readers here have the log; elsewhere the lease expires
                 log.exception("stream.mirror_failed", stream_id=self.meta.stream_id)
-        self._ended.set()
+        self._finished = True
+        if self._ended is not None:
+            self._ended.set_result(None)
         self._on_end(self)
 
     # ---- readers ---------------------------------------------------------
