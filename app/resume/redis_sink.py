@@ -4,14 +4,18 @@ Strategy: `RedisSink.append` only puts the event in the sink's list and, if
 the list was empty, marks the sink dirty — no await, no task, no round-trip
 per token. One flusher task per process waits for dirty sinks, lets
 `FLUSH_S` of appends gather, and writes every dirty sink's events in one
-pipeline: one `XADD ... MAXLEN ~ cap` per sink, whose entry holds all the
-events buffered since the last flush (redis_codec.py). A command costs
-redis-py some 20 µs of Python whatever it carries, so an entry per event
-cost more CPU than the rest of the gateway per token; an entry per flush
-makes it a cost per batch. A closing sink is written at once,
-with the TTL on every key of the stream and the lease dropped, and `close()`
-returns when that pipeline has run. All writes of one stream go through this
-one task, so they reach Redis in seq order.
+round-trip: one `XADD ... MAXLEN ~ cap` per sink, whose entry holds all the
+events buffered since the last flush (redis_codec.py). An entry per event
+would cost a command per token; an entry per flush makes it a command per
+batch — but a thousand slow streams still have about one token each per
+flush. So the flush is not a redis-py pipeline (some 15 µs of Python per
+command): its commands are encoded as RESP bytes into one buffer
+(resp.py), written to one pooled connection and answered by one reply each,
+read in order (redis_packed.py), a few µs per command. A closing sink is
+written at once, with the TTL on every key of the stream and the lease
+dropped, and `close()` returns when the write that carried it has been
+answered. All writes of one stream go through this one task, one flush
+after the other, so they reach Redis in seq order.
 
 A write that fails breaks the sink: it mirrors nothing more and leaves the
 lease to expire, so readers elsewhere end with "interrupted" rather than
@@ -29,6 +33,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.resume.redis_codec import StreamKeys, encode_batch
+from app.resume.redis_packed import execute
+from app.resume.resp import Commands
 from app.streaming.events import Event
 
 FLUSH_S = 0.002  # what a token waits at most before it is written: one round-trip per batch
@@ -95,7 +101,7 @@ class RedisSink:
         return pending
 
     def settle(self) -> None:
-        """The pipeline that carried the terminal event has run (or failed)."""
+        """The write that carried the terminal event was answered (or failed)."""
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
 
@@ -150,24 +156,18 @@ class Flusher:
             await self._write(batches)
 
     async def _write(self, batches: list[tuple[RedisSink, list[Event]]]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
+        commands = Commands(self._maxlen)
         spans: list[tuple[RedisSink, int]] = []
         for sink, events in batches:
-            before = len(pipe)
+            before = commands.count
             if events:
                 entry, fields = encode_batch(events)
-                pipe.xadd(
-                    sink.keys.log,
-                    fields,  # type: ignore[arg-type]
-                    id=entry,
-                    maxlen=self._maxlen,
-                    approximate=True,
-                )
+                commands.xadd(sink.keys.log, entry, fields)
             if sink.closing and not sink._pending:
-                self._finalise(pipe, sink)
-            spans.append((sink, len(pipe) - before))
+                self._finalise(commands, sink)
+            spans.append((sink, commands.count - before))
         try:
-            results = await pipe.execute(raise_on_error=False)
+            results = await execute(self._redis, commands)
         except (RedisError, OSError) as exc:
             self._health.failed("writing stream logs", exc)
             for sink, _ in spans:
@@ -176,11 +176,11 @@ class Flusher:
         self._health.ok()
         self._settle(spans, results)
 
-    def _finalise(self, pipe: object, sink: RedisSink) -> None:
+    def _finalise(self, commands: Commands, sink: RedisSink) -> None:
         keys = sink.keys
         for key in (keys.log, keys.meta, keys.readers):
-            pipe.pexpire(key, self._ttl_ms)  # type: ignore[attr-defined]
-        pipe.delete(keys.lease)  # type: ignore[attr-defined]
+            commands.add("PEXPIRE", key, self._ttl_ms)
+        commands.add("DEL", keys.lease)
 
     def _settle(self, spans: list[tuple[RedisSink, int]], results: list[object]) -> None:
         offset = 0

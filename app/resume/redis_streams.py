@@ -8,7 +8,7 @@ running TTL of its keys) every third of the lease TTL, and the cancel
 listener, subscribed to this process's cancel channel so that a DELETE
 handled elsewhere reaches the generation.
 
-Strategy (pools): commands — the flusher's pipelines, leases, creations,
+Strategy (pools): commands — the flusher's writes, leases, creations,
 replays, presence — share at most `COMMAND_CONNECTIONS`; the calls that
 park a connection on the server — followers' XREAD BLOCK, a DELETE waiting
 for the end, the cancel subscription — have a pool of their own, at most
