@@ -542,6 +542,8 @@ async def run_all(
 
     rounds: list[dict[str, dict[str, Any]]] = []
 
+    revision = git_revision()
+
     def snapshot() -> dict[str, Any]:
         return {
             "mode": mode,
@@ -551,6 +553,7 @@ async def run_all(
             "rounds": rounds,
             "cores": {"gateway": sorted(cores.gateway), "load": sorted(cores.load)},
             "logdir": str(logdir),
+            "revision": revision,
         }
 
     env = dict(os.environ)
@@ -707,14 +710,23 @@ def machine() -> str:
 
 
 def git_revision() -> str:
-    # BENCH_REVISION names the commit when running from an exported tree (no .git),
-    # which is how to measure a commit while the work tree is being edited.
+    """The commit measured, read once when the run starts (`-dirty`: uncommitted changes)."""
+    # BENCH_REVISION names the commit when running from an exported tree (no .git).
     if os.environ.get("BENCH_REVISION"):
         return os.environ["BENCH_REVISION"]
-    out = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
-    )
-    return out.stdout.strip() or "?"
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    if not head:
+        return "?"
+    # The report this runner rewrites after every round changes nothing it measures.
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--", ".", ":(exclude)bench/RESULTS.md"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return f"{head}-dirty" if changed else head
 
 
 def report(data: dict[str, Any], command: str, started: str, elapsed_s: float) -> str:
@@ -734,7 +746,7 @@ def report(data: dict[str, Any], command: str, started: str, elapsed_s: float) -
         "",
         f"- command: `{command}` (mode `{data['mode']}`, {len(rounds)} of {s.rounds} round(s), "
         f"{elapsed_s / 60:.1f} min), started {started}",
-        f"- revision: {git_revision()}",
+        f"- revision: {data.get('revision') or git_revision()}",
         f"- machine: {machine()}; gateway pinned to core(s) {data['cores']['gateway']}, "
         f"fake upstream, load client and Redis on {data['cores']['load']}",
         f"- versions: {versions()}",
