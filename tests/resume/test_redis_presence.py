@@ -35,11 +35,13 @@ async def two(settings: Settings) -> AsyncIterator[tuple[RunningServer, RunningS
 async def test_a_reader_on_another_process_keeps_the_stream_past_the_detach_grace(
     client: httpx.AsyncClient, redis_server: RedisServer
 ) -> None:
+    # The first grace (attach, 1 s) leaves a loaded machine time to open B's reader;
+    # the 3-s stream then outlives it and several detach graces of 0.2 s.
     settings = Settings(
-        redis_url=redis_server.url, detach_grace_s=0.2, attach_timeout_s=0.2, lease_ttl_s=1.0
+        redis_url=redis_server.url, detach_grace_s=0.2, attach_timeout_s=1.0, lease_ttl_s=1.0
     )
     async with two(settings) as (a, b):
-        sid = await create(client, a.url, tokens=30, tps=20)  # 1.5 s: many graces long
+        sid = await create(client, a.url, tokens=60, tps=20)
         result = await read_sse(client, f"{b.url}/v1/streams/{sid}")
         assert result.terminal is not None
         assert result.terminal.event == "done"  # not `abandoned`: B's reader counted
