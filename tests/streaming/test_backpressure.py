@@ -88,7 +88,7 @@ async def test_client_gone_cancels_upstream_at_once_with_grace_zero() -> None:
 async def test_reconnect_within_grace_gets_everything_and_after_grace_it_is_abandoned() -> None:
     sim = CountingSim(tps=100)
     async with (
-        run_sluice(Settings(detach_grace_s=0.5), registry_with(sim)) as server,
+        run_sluice(Settings(detach_grace_s=1.0), registry_with(sim)) as server,
         httpx.AsyncClient() as client,
     ):
         if True:
