@@ -18,6 +18,13 @@ from dataclasses import dataclass
 _BOM = b"\xef\xbb\xbf"
 
 
+def _without_bom(data: bytes) -> bytes | None:
+    """The start of a body without its UTF-8 BOM; None while too short to tell."""
+    if len(data) < len(_BOM) and _BOM.startswith(data):
+        return None
+    return data[len(_BOM) :] if data.startswith(_BOM) else data
+
+
 class LineSplitter:
     """Splits a byte stream into lines ended by LF, CRLF or a lone CR."""
 
@@ -39,12 +46,12 @@ class LineSplitter:
                 piece = piece[1:]
         data = self._buffer + piece if self._buffer else piece
         if not self._started:
-            if len(data) < len(_BOM) and _BOM.startswith(data):
-                self._buffer = data  # too short yet to tell whether it is a BOM
+            body = _without_bom(data)
+            if body is None:
+                self._buffer = data
                 return []
             self._started = True
-            if data.startswith(_BOM):
-                data = data[len(_BOM) :]
+            data = body
         lines = data.splitlines()
         last = data[-1:]
         if last == b"\r":
@@ -159,12 +166,12 @@ class SSEDataDecoder:
             return [event.data for event in self._general.feed(piece)]
         data = self._pending + piece if self._pending else piece
         if not self._started:
-            if len(data) < len(_BOM) and _BOM.startswith(data):
-                self._pending = data  # too short yet to tell whether it is a BOM
+            body = _without_bom(data)
+            if body is None:
+                self._pending = data
                 return []
             self._started = True
-            if data.startswith(_BOM):
-                data = data[len(_BOM) :]
+            data = body
         if b"\r" in data:
             self._pending = b""
             self._general = SSEDecoder()
