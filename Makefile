@@ -1,30 +1,46 @@
 # Thin targets; the work is in the scripts they call.
 PY ?= python3
+# Two environments, each installed from its lock only (ops/requirements/*.txt, hashed):
+# .venv-run holds what serving needs, .venv adds the test and lint tools.
+RUN_VENV := .venv-run
 VENV := .venv
 BIN := $(VENV)/bin
+RUN_STAMP := $(RUN_VENV)/.installed
 STAMP := $(VENV)/.installed
+PIP_INSTALL = -m pip install --disable-pip-version-check --require-hashes --no-deps --no-compile
 SLUICE_HOST ?= 127.0.0.1
 SLUICE_PORT ?= 8000
 export SLUICE_HOST SLUICE_PORT
 
-.PHONY: run test lint fmt bench bench-quick load serve-prod system-deps
+.PHONY: run test lint fmt lock bench bench-quick load serve-prod system-deps
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+# The repository is put on the environment's path with a .pth file (what an editable
+# install would do), so no build step or build backend is needed.
+define install_from_lock
+	test -x $(1)/bin/python || $(PY) -m venv $(1)
+	$(1)/bin/python $(PIP_INSTALL) -r $(2)
+	$(1)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
+		| xargs -I{} sh -c 'echo "$(CURDIR)" > {}/sluice.pth'
+	touch $(1)/.installed
+endef
+
+$(RUN_STAMP): ops/requirements/run.txt
+	@echo "installing the runtime from ops/requirements/run.txt into $(RUN_VENV)"
+	$(call install_from_lock,$(RUN_VENV),ops/requirements/run.txt)
+
+$(STAMP): ops/requirements/dev.txt
+	@echo "installing the dev environment from ops/requirements/dev.txt into $(VENV)"
+	$(call install_from_lock,$(VENV),ops/requirements/dev.txt)
 
 # app/serve.py: hypercorn with a SIGTERM that drains first (readyz 503, streams finish).
-run: $(STAMP)
-	$(BIN)/python -m app.serve --bind $(SLUICE_HOST):$(SLUICE_PORT) --loop uvloop
+run: $(RUN_STAMP)
+	@echo "serving on http://$(SLUICE_HOST):$(SLUICE_PORT)/ (sim/echo, sim/lorem; memory store)"
+	$(RUN_VENV)/bin/python -m app.serve --bind $(SLUICE_HOST):$(SLUICE_PORT) --loop uvloop
 
 system-deps:
 	sh ops/install-system-deps.sh
 
-test: $(STAMP) system-deps
-	$(BIN)/ruff check .
-	$(BIN)/mypy
+test: lint system-deps
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -35,6 +51,14 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# A deliberate refresh of both locks to the newest releases pyproject.toml allows:
+# commit it on its own, after `make test` passes on it.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 \
+		--no-header --upgrade -o ops/requirements/run.txt
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --generate-hashes \
+		--python-version 3.11 --no-header --upgrade -o ops/requirements/dev.txt
 
 # bench/run.py starts each system itself (Redis included) and writes bench/RESULTS.md.
 bench: $(STAMP)
@@ -48,11 +72,11 @@ bench-quick: $(STAMP)
 # (ops/nginx.conf). Every worker must sign stream URLs with the same secret: without
 # SLUICE_SECRET one is made for this run (set it yourself when several hosts serve).
 SLUICE_WORKERS ?= 2
-serve-prod: $(STAMP)
+serve-prod: $(RUN_STAMP)
 	@test -n "$(SLUICE_REDIS_URL)" || { echo "serve-prod: SLUICE_REDIS_URL is unset. Several workers share streams only through Redis: export SLUICE_REDIS_URL=redis://127.0.0.1:6379/0" >&2; exit 2; }
 	@test -n "$(SLUICE_SECRET)" || echo "serve-prod: SLUICE_SECRET is unset; using a secret made for this run (signed stream URLs die with it)" >&2
-	SLUICE_SECRET="$${SLUICE_SECRET:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')}" \
-	$(BIN)/hypercorn --config ops/hypercorn.toml --bind $(SLUICE_HOST):$(SLUICE_PORT) --workers $(SLUICE_WORKERS) asgi:app
+	SLUICE_SECRET="$${SLUICE_SECRET:-$$($(RUN_VENV)/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')}" \
+	$(RUN_VENV)/bin/hypercorn --config ops/hypercorn.toml --bind $(SLUICE_HOST):$(SLUICE_PORT) --workers $(SLUICE_WORKERS) asgi:app
 
 # k6 ramp of SSE streams against the simulated model (ops/k6/streams.js); starts its
 # own Sluice unless SLUICE_URL is given. Size: LOAD_VUS, LOAD_RAMP, LOAD_HOLD, LOAD_TOKENS.

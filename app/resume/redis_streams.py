@@ -190,7 +190,7 @@ class RedisStore:
                     self.on_cancel(bytes(message["data"]).decode())
         finally:
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
 
     # ---- other processes' side -------------------------------------------
 
