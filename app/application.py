@@ -63,7 +63,7 @@ _DEMO_HEADERS = {
 
 
 async def _demo_page(request: Request) -> Response:
-    """GET /: the chat page of app/static/index.html (contract section 5)."""
+    """GET /: the chat page of app/static/index.html (docs/api.md, operations)."""
     return Response(_DEMO_PAGE, media_type="text/html", headers=_DEMO_HEADERS)
 
 

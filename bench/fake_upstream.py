@@ -7,7 +7,7 @@ timer callbacks instead of one task per stream, and TCP flow control honoured so
 slow gateway never makes this process buffer a whole stream.
 
 The body of every stream has exactly the shape of the recorded Chat Completions
-stream in shared/upstream-fixtures/openai-chat-stream.sse: a role chunk
+stream in tests/fixtures/upstream/openai-chat-stream.sse: a role chunk
 (`"content":"","refusal":null`), content deltas, a `finish_reason:"stop"` chunk, a
 usage chunk with `choices:[]`, then `data: [DONE]`.
 

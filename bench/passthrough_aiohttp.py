@@ -1,7 +1,7 @@
 """Reference passthrough: httpx's API over aiohttp's transport (`httpx-aiohttp`).
 
 aiohttp parses HTTP in C and reads in 16 KB pieces, which makes this the practical
-limit of the stack (shared/PERFORMANCE.md); every figure in RESULTS.md is a ratio to it.
+limit of the stack (docs/performance.md); every figure in RESULTS.md is a ratio to it.
 
 `BENCH_UPSTREAM=http://127.0.0.1:PORT hypercorn bench.passthrough_aiohttp:app`
 """

@@ -1,4 +1,4 @@
-"""The benchmark runner of issue 11: every system side by side, written to bench/RESULTS.md.
+"""The benchmark runner: every system side by side, written to bench/RESULTS.md.
 
 Each measurement starts its gateway fresh (a subprocess pinned to one core) with the
 fake upstream, the load client, Redis and this runner on the other cores, samples the
@@ -6,7 +6,7 @@ gateway's CPU time (user+sys from /proc/<pid>/stat) and RSS, and stops it again.
 Rounds are interleaved (every system runs each scenario once per round, in an order
 that rotates between rounds) so slow drift of the machine spreads over all systems;
 the report gives medians over rounds and ratios to the httpx-aiohttp passthrough, the
-practical limit of this stack (shared/PERFORMANCE.md).
+practical limit of this stack (docs/performance.md).
 
 Scenarios (sizes per mode in SIZES):
   1. TTFT added over going direct to the upstream, sequential requests;
@@ -737,7 +737,7 @@ def report(data: dict[str, Any], command: str, started: str, elapsed_s: float) -
     lines = [
         "# Sluice benchmark results",
         "",
-        "Written by `bench/run.py` (issue 11); method and scenarios in its docstring. Every",
+        "Written by `bench/run.py`; method and scenarios in its docstring. Every",
         f"figure is the median over rounds; ratios ({X}) and differences (Δ) are to the",
         "`httpx-aiohttp` passthrough, the practical limit of this stack. CPU is the",
         "gateway process's own user+system time (/proc/<pid>/stat, 10 ms ticks) divided by",
@@ -875,7 +875,7 @@ def report(data: dict[str, Any], command: str, started: str, elapsed_s: float) -
             fmt(median_of(rounds, name, "leave", "close_max_ms"), 2), delta(p99, ref_close),
             fmt(median_of(rounds, name, "leave", "not_closed_3s"), 0),
         ]))  # fmt: skip
-    lines += ["", "## Targets (issue 11)", ""]
+    lines += ["", "## Targets", ""]
     lines += targets(rounds, names, ref)
     notes = [(name, problems(rounds, name)) for name in names]
     if any(p for _, p in notes):
@@ -973,7 +973,7 @@ def scrub(text: str, logdir: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the Sluice benchmark (issue 11).")
+    parser = argparse.ArgumentParser(description="Run the Sluice benchmark.")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--quick", action="store_true", help="about two minutes, smaller sizes")
     group.add_argument("--smoke", action="store_true", help="seconds; for the test suite")

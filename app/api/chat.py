@@ -1,4 +1,4 @@
-"""POST /v1/chat/completions (contract section 4), as a raw ASGI endpoint.
+"""POST /v1/chat/completions (docs/api.md, OpenAI-compatible), as a raw ASGI endpoint.
 
 One pipeline, two encodings: a chat completion is a generation like any
 native stream (same Generations, same log, same responder); only the wire

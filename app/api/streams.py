@@ -1,4 +1,4 @@
-"""The native stream API (contract section 3), as raw ASGI endpoints.
+"""The native stream API (docs/api.md, native streams), as raw ASGI endpoints.
 
 POST /v1/streams, GET /v1/streams/{id}, DELETE /v1/streams/{id}, and the
 one-shot GET /v1/stream. Everything that can fail is checked before the

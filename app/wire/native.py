@@ -1,4 +1,4 @@
-"""The native SSE encoding (section 3 of the contract), one block per event."""
+"""The native SSE encoding (docs/api.md, native streams), one block per event."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The OpenAI Chat Completions encoding (contract section 4): log events as
+"""The OpenAI Chat Completions encoding (docs/api.md, OpenAI-compatible): log events as
 `chat.completion.chunk` SSE blocks, byte for byte in OpenAI's key order. Pure.
 
 Every block carries `id: <stream_id>:<seq>` of the log event it belongs to,

@@ -1,4 +1,4 @@
-"""The native stream API over real HTTP under hypercorn (contract sections 2, 3, 6)."""
+"""The native stream API over real HTTP under hypercorn (docs/api.md: ids, streams, resume)."""
 
 from __future__ import annotations
 
