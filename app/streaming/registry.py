@@ -11,6 +11,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from app.core.events import StreamMeta
+from app.core.source import StreamSource
 from app.errors import InvalidRequest, ShuttingDown
 from app.observability import report
 from app.observability.context import request_arrival
@@ -23,10 +25,8 @@ from app.resume.memory import MemoryStore
 from app.security.limits import MemorySlots, StreamSlots
 from app.settings import Settings
 from app.sse import new_stream_id
-from app.streaming.events import StreamMeta
 from app.streaming.generation import Generation, Stats, Timeouts
 from app.streaming.responder import Delivery
-from app.streaming.source import StreamSource
 
 
 class Generations:
@@ -53,7 +53,7 @@ class Generations:
 
     async def start(self, request: ChatRequest, owner: str) -> Generation:
         targets = self._providers.resolve(request.model)
-        _check_options(request, targets)
+        check_request(request, targets)
         meta = StreamMeta(new_stream_id(), request.model, int(time.time()), owner)
         # The slot is taken before anything exists (a refusal is a bare 429) and
         # given back in `_ended`, which every exit passes exactly once.
@@ -155,11 +155,27 @@ class Generations:
         self._expiry.clear()
 
 
-def _check_options(request: ChatRequest, targets: tuple[Target, ...]) -> None:
-    """Refuse, before anything starts, an option some target would drop."""
-    for name, _ in request.options:
+_FEATURE_NAMES = {
+    "images": "image input",
+    "image_urls": "images by URL (send them as data: URLs)",
+    "message_name": "participant names",
+    "json_object": "response_format json_object",
+    "json_schema": "response_format json_schema",
+}
+
+
+def check_request(request: ChatRequest, targets: tuple[Target, ...]) -> None:
+    """Refuse, before anything starts, an option or feature some target would drop."""
+    for feature, param in request.features():
         for target in targets:
-            if name not in target.provider.accepts:
+            if feature not in target.provider.accepts:
+                what = _FEATURE_NAMES.get(feature)
+                because = f" ({what})" if what else ""
                 raise InvalidRequest(
-                    f"'{name}' is not supported by {target.public_name}", param=name
+                    f"'{param}'{because} is not supported by {target.public_name}",
+                    param=param,
                 )
+    for target in targets:
+        check = getattr(target.provider, "check", None)  # what only that provider refuses
+        if check is not None:
+            check(request)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from app.core.events import Usage
 from app.errors import UpstreamError, UpstreamRateLimited
 from app.providers.anthropic_events import MessageEventParser
-from app.providers.base import Chunk, Usage
+from app.providers.base import Chunk
 from app.providers.ollama import ChatLineParser, host_url, request_body
 from app.providers.openai_chunks import ChatChunkParser
 from app.providers.sse_decode import SSEEvent
@@ -15,7 +16,7 @@ from tests.providers.kinds import chat_request
 
 def openai_run(*events: bytes) -> list[Chunk]:
     parser = ChatChunkParser("vllm")
-    chunks = [c for e in events if (c := parser.feed(e)) is not None]
+    chunks = [c for e in events for c in parser.feed(e)]
     return [*chunks, parser.finish()]
 
 
