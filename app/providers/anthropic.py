@@ -19,22 +19,28 @@ from typing import cast
 
 import anthropic
 import httpx2
+import orjson
 from anthropic.types import MessageParam
 
 from app.errors import UpstreamError
 from app.providers.anthropic_events import MessageEventParser
-from app.providers.base import ChatRequest, Chunk
+from app.providers.base import ChatRequest, Chunk, NativeBody
 from app.providers.edge import CONNECT_TIMEOUT_S, TRANSPORT_ERRORS, status_error, transport_error
 from app.providers.sse_decode import SSEDecoder
 
 # Anthropic requires max_tokens; this is used when the client gave none.
 DEFAULT_MAX_TOKENS = 1024
 _PASSTHROUGH = ("top_p", "top_k")
+# What a request in Anthropic's own dialect may use beyond the neutral fields: it is
+# sent as the client wrote it.
+NATIVE_FEATURES = frozenset(
+    ("tools", "tool_choice", "thinking", "image", "tool_use", "tool_result", "thinking_blocks")
+) | {"citations"}
 
 
 class AnthropicProvider:
     # `user` does not change the answer; the rest have no Anthropic equivalent.
-    accepts = frozenset((*_PASSTHROUGH, "stop", "user"))
+    accepts = frozenset((*_PASSTHROUGH, "stop", "user", *NATIVE_FEATURES))
 
     def __init__(
         self,
@@ -73,9 +79,14 @@ class AnthropicProvider:
             extra["system"] = system
         return extra
 
-    async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Chunk]:
-        if self._missing_key:
-            raise UpstreamError(f"{self.name}: no API key configured", code="missing_api_key")
+    @staticmethod
+    def _arguments(request: ChatRequest, model: str) -> dict[str, object]:
+        """The `messages.create` arguments: the neutral fields translated, or a native
+        body as it came (only `model` replaced; everything else rides in
+        `extra_body`, which the SDK sends without transforming it)."""
+        native = request.native
+        if native is not None and native.dialect == "anthropic":
+            return _native_arguments(native, model)
         # Anthropic knows only user and assistant turns; a tool result without
         # its tool_use id can only travel as user text.
         messages = cast(
@@ -86,15 +97,22 @@ class AnthropicProvider:
                 if m.role != "system"
             ],
         )
+        return {
+            "model": model,
+            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+            "messages": messages,
+            "extra_body": AnthropicProvider._extra(request),
+        }
+
+    async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Chunk]:
+        if self._missing_key:
+            raise UpstreamError(f"{self.name}: no API key configured", code="missing_api_key")
         decoder = SSEDecoder()
         parser = MessageEventParser(self.name)
+        arguments = self._arguments(request, model)
         with self._translated():
-            async with self._client.messages.with_streaming_response.create(
-                model=model,
-                max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
-                messages=messages,
-                stream=True,
-                extra_body=self._extra(request),
+            async with self._client.messages.with_streaming_response.create(  # type: ignore[call-overload]
+                stream=True, **arguments
             ) as response:
                 async for piece in response.iter_bytes():
                     for event in decoder.feed(piece):
@@ -126,3 +144,17 @@ class AnthropicProvider:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _native_arguments(native: NativeBody, model: str) -> dict[str, object]:
+    body = orjson.loads(native.body)
+    assert isinstance(body, dict)
+    arguments: dict[str, object] = {
+        "model": model,
+        "max_tokens": body.pop("max_tokens"),
+        "messages": body.pop("messages"),
+        "extra_body": {key: value for key, value in body.items() if key != "model"},
+    }
+    if native.beta:
+        arguments["extra_headers"] = {"anthropic-beta": native.beta}
+    return arguments
