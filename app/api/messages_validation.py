@@ -310,6 +310,23 @@ def check_stream(value: object) -> bool:
     return value
 
 
+COUNT_FIELDS = frozenset(("model", "messages", "system", "tools", "tool_choice", "thinking"))
+
+
+def check_count_body(data: Mapping[str, object], limits: Limits) -> str:
+    """The body of POST /v1/messages/count_tokens (no max_tokens); its model."""
+    unknown = sorted(set(data) - COUNT_FIELDS)
+    if unknown:
+        raise invalid(unknown[0], f"unknown field; count_tokens knows {sorted(COUNT_FIELDS)}")
+    model = parse_model(data.get("model"))
+    check_messages(data.get("messages"), limits)
+    check_system(data.get("system"))
+    check_tools(data.get("tools"))
+    check_tool_choice(data.get("tool_choice"), data.get("tools"))
+    check_thinking(data.get("thinking"), limits.max_tokens_cap + 1)
+    return model
+
+
 def check_body(data: Mapping[str, object], limits: Limits) -> tuple[str, int, bool]:
     """Check the whole body; (model, max_tokens, stream) when it is well formed."""
     check_known(data)

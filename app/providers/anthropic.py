@@ -123,6 +123,23 @@ class AnthropicProvider:
                             return
         parser.check_complete()
 
+    async def count_tokens(self, body: bytes, model: str, beta: str | None) -> int:
+        """Anthropic's own count for a count_tokens body (JSON), sent as the client
+        wrote it with the upstream's model name."""
+        if self._missing_key:
+            raise UpstreamError(f"{self.name}: no API key configured", code="missing_api_key")
+        data = orjson.loads(body)
+        assert isinstance(data, dict)
+        extra = {key: value for key, value in data.items() if key not in ("model", "messages")}
+        with self._translated():
+            counted = await self._client.messages.count_tokens(
+                model=model,
+                messages=data["messages"],
+                extra_body=extra,
+                extra_headers={"anthropic-beta": beta} if beta else None,
+            )
+        return counted.input_tokens
+
     @contextmanager
     def _translated(self) -> Iterator[None]:
         try:
