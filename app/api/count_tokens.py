@@ -10,9 +10,9 @@ from __future__ import annotations
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from app.api.anthropic_door import anthropic_endpoint, check_version
+from app.api.anthropic_validation import check_count_body
 from app.api.http import header, read_body, send_json
-from app.api.messages import anthropic_endpoint, check_version
-from app.api.messages_validation import check_count_body
 from app.api.streams import services_of
 from app.api.validation import parse_json_object
 from app.errors import InvalidRequest

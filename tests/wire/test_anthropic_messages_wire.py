@@ -12,7 +12,7 @@ from anthropic.lib.streaming._messages import accumulate_event
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.api.messages import parse_resume_id
+from app.api.anthropic_door import parse_resume_id
 from app.core.events import Done, Event, EventKind, Failure, StreamMeta, ToolCall, Usage
 from app.wire.anthropic_message import MessageBuilder
 from app.wire.anthropic_messages import AnthropicWire

@@ -18,9 +18,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 from starlette.types import Receive, Scope, Send
 
+from app.api.anthropic_request import MessagesCall, parse_messages_call
 from app.api.collect import follow_to_end
 from app.api.http import error_headers, header, read_body, send_empty, send_json
-from app.api.messages_request import MessagesCall, parse_messages_call
 from app.api.streams import find_stream, last_event_id, services_of
 from app.api.validation import parse_json_object
 from app.core.events import Event, StreamMeta

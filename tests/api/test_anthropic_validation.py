@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.api.messages_validation import check_body
+from app.api.anthropic_validation import check_body
 from app.api.validation import Limits
 from app.errors import InvalidRequest
 

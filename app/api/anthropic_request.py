@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from app.api.messages_validation import check_body
+from app.api.anthropic_validation import check_body
 from app.api.validation import Limits, parse_sim
 from app.errors import InvalidRequest
 from app.providers.base import ChatRequest, Message, NativeBody
