@@ -9,6 +9,8 @@ envelope with the status Anthropic uses.
 A POST that carries `Last-Event-ID` (header or `last_event_id` query) resumes the
 stream its id names instead of generating again; an id `<stream_id>:<seq>.<part>`
 (this wire writes one log event as up to three blocks) resumes inside event `seq`.
+As this wire's blocks depend on the events before them (which block is open, which
+index each tool call has), a resumed response reads the log from its start.
 """
 
 from __future__ import annotations
@@ -25,14 +27,14 @@ from app.api.streams import find_stream, last_event_id, services_of
 from app.api.validation import parse_json_object
 from app.core.events import Event, StreamMeta
 from app.core.source import StreamSource, resume_point
-from app.errors import BadLastEventId, InvalidRequest, SluiceError, Unavailable
+from app.errors import BadLastEventId, InvalidRequest, NotFound, SluiceError, Unavailable
 from app.services import Services
 from app.sse import is_stream_id, parse_event_id
 from app.streaming.responder import respond
 from app.wire.anthropic_errors import STATUS_OF_TYPE, envelope, error_body, error_status
 from app.wire.anthropic_errors import failure_type as anthropic_failure_type
 from app.wire.anthropic_message import MessageBuilder
-from app.wire.anthropic_messages import MAX_PART, AnthropicWire
+from app.wire.anthropic_messages import AnthropicWire
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -60,19 +62,27 @@ def check_version(scope: Scope) -> None:
 
 
 def parse_resume_id(value: str) -> tuple[str, int, int]:
-    """`<stream_id>:<seq>` or `<stream_id>:<seq>.<part>` -> (stream_id, seq, part);
-    `<stream_id>:0` (the id of `message_start`) resumes before the first event."""
+    """`<stream_id>:<seq>` (part 0) or `<stream_id>:<seq>.<part>` -> (stream_id, seq,
+    part); `<stream_id>:0` is the opening (`message_start`), before the first event."""
     text = value.strip()
     head, dot, part_text = text.rpartition(".")  # a stream id has no dot
     part = 0
-    if dot and part_text.isascii() and part_text.isdigit() and len(part_text) < 3:
-        text, part = head, int(part_text)
-        if not 1 <= part <= MAX_PART:
+    if dot:
+        if not (part_text.isascii() and part_text.isdigit() and len(part_text) < 3):
             raise BadLastEventId(
-                f"Last-Event-ID {value[:80]!r}: no such block of an event", param="Last-Event-ID"
+                f"Last-Event-ID {value[:80]!r} has no valid part number", param="Last-Event-ID"
+            )
+        text, part = head, int(part_text)
+        if part == 0:
+            raise BadLastEventId(
+                f"Last-Event-ID {value[:80]!r} is not an id Sluice wrote", param="Last-Event-ID"
             )
     stream_id, sep, seq_text = text.rpartition(":")
-    if sep and seq_text == "0" and not part and is_stream_id(stream_id):
+    if sep and seq_text == "0" and is_stream_id(stream_id):
+        if part:
+            raise BadLastEventId(
+                f"Last-Event-ID {value[:80]!r}: the opening has no parts", param="Last-Event-ID"
+            )
         return stream_id, 0, 0
     stream_id, seq = parse_event_id(text)
     return stream_id, seq, part
@@ -122,15 +132,16 @@ async def _resume(
             f"but the body asks for {call.request.model!r}",
             param="Last-Event-ID",
         )
-    after = seq - 1 if part else seq
-    last, _ = await source.tail()
-    if seq > last:
-        raise BadLastEventId(
-            f"Last-Event-ID names event {seq}, but the stream has {last} so far",
-            param="Last-Event-ID",
-        )
-    wire = AnthropicWire(source.meta, fresh=False, skip_seq=seq, skip_parts=part)
-    await _stream(scope, receive, send, services, Replayed(source, wire, after), after, wire)
+    wire = AnthropicWire(source.meta, fresh=False)
+    opened = await open_resumed(source, wire, seq, part, services.settings.heartbeat_s)
+    if opened is None:
+        await send_empty(send, 204)
+        return
+    resumed, after = opened
+    delivery = await respond(
+        scope, receive, send, resumed, after, wire, services.settings.heartbeat_s
+    )
+    services.generations.record(source, delivery)
 
 
 async def _stream(
@@ -152,34 +163,71 @@ async def _stream(
     services.generations.record(source, delivery)
 
 
-class Replayed:
-    """A stream followed from its start for a resumed response: the events up to the
-    resume point only advance the wire's block state (which block is open, which
-    index each tool call has), and the rest is written as usual."""
+async def open_resumed(
+    source: StreamSource, wire: AnthropicWire, seq: int, part: int, idle_s: float
+) -> tuple[Resumed, int] | None:
+    """Read the stream from its start up to the resume point's event `seq` (the
+    wire's block state depends on every event before it), give the wire the rest of
+    that event and whatever is already written after it as the response's opening;
+    None when nothing is left (204). Raises before any byte is sent."""
+    last, ended = await source.tail()
+    if seq > last:
+        raise BadLastEventId(
+            f"Last-Event-ID names event {seq}, but the stream has {last} so far",
+            param="Last-Event-ID",
+        )
+    batches = source.follow(0, idle_s)
+    if seq == 0:  # the client holds message_start only: everything follows
+        return Resumed(source.meta, batches, False), 0
+    head: list[bytes] = []
+    read = 0
+    try:
+        while read < seq:
+            batch = await anext(batches, None)
+            if batch is None:
+                raise NotFound(f"event {seq} of the stream is no longer available")
+            for event in batch:
+                if event.seq < seq:
+                    wire.skip(event)
+                elif event.seq == seq:
+                    head.append(wire.rest_of(event, part))
+                else:
+                    head.append(wire.encode([event]))
+                read = event.seq
+    except BaseException:
+        await batches.aclose()
+        raise
+    complete = read == last and ended
+    if complete and not any(head):
+        await batches.aclose()
+        return None
+    wire.resume_head(b"".join(head))
+    return Resumed(source.meta, batches, complete), read
 
-    def __init__(self, source: StreamSource, wire: AnthropicWire, through: int) -> None:
-        self._source = source
-        self._wire = wire
-        self._through = through
+
+class Resumed:
+    """A resumed response's source: the batches after its opening, from the iterator
+    that read up to it (one reader attachment, no second read of the log)."""
+
+    def __init__(
+        self, meta: StreamMeta, batches: AsyncGenerator[Sequence[Event], None], complete: bool
+    ) -> None:
+        self._meta = meta
+        self._batches = batches
+        self._complete = complete
 
     @property
     def meta(self) -> StreamMeta:
-        return self._source.meta
+        return self._meta
 
-    async def tail(self) -> tuple[int, bool]:
-        return await self._source.tail()
+    async def tail(self) -> tuple[int, bool]:  # pragma: no cover - the responder never asks
+        raise NotImplementedError
 
     async def follow(self, after: int, idle_s: float) -> AsyncGenerator[Sequence[Event], None]:
-        through = self._through
-        async with contextlib.aclosing(self._source.follow(0, idle_s)) as batches:
+        async with contextlib.aclosing(self._batches) as batches:
+            if self._complete:
+                return
             async for batch in batches:
-                if batch and batch[0].seq <= through:
-                    for event in batch:
-                        if event.seq <= through:
-                            self._wire.skip(event)
-                    batch = [e for e in batch if e.seq > through]
-                    if not batch:
-                        continue
                 yield batch
 
 

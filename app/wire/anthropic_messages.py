@@ -10,17 +10,20 @@ tool call in a `tool_use` block with the upstream's call id and its argument fra
 the first event that does not (or by the terminal event), so one log event may be
 written as up to three blocks: the previous block's stop, this block's start, its delta.
 
-Ids. Every block of log event `seq` carries an id, as its last field: the last block of
-the event `<stream_id>:<seq>`, each earlier one `<stream_id>:<seq>.<part>` (part 1, 2).
-A client cut anywhere holds the id of the last block it dispatched, and a resume after
-`<seq>.<part>` writes event `seq` from block `part + 1`: nothing repeated, nothing
-skipped. `message_start` is the first block of a new response, with `id:
-<stream_id>:0`, sent before the first token, so that a cut before it resumes the same
-generation. Pings carry no id: they hold nothing to repeat or to skip.
+Ids. Every block of log event `seq` carries an id, as its last field: the first block of
+the event `<stream_id>:<seq>`, the next ones `<stream_id>:<seq>.1` and `.2`. Each id names
+the point just after its block: a client cut anywhere holds the id of the last block it
+dispatched, and a resume after `<seq>.<part>` writes event `seq` from block `part + 1`,
+then the events after it: nothing repeated, nothing skipped. `message_start` is the
+first block of a new response, with `id: <stream_id>:0`, sent before the first token, so
+that a cut before it resumes the same generation. Pings carry no id: they hold nothing
+to repeat or to skip.
 
 Strategy: which block an event goes in depends on the events before it, so the encoder
-is a small state machine. A resumed response replays the events up to its resume point
-through `skip` (state only, nothing written) before it writes the rest.
+is a small state machine. A resumed response replays the events before its resume
+point's event through `skip` (state only, nothing written), then writes the rest of that
+event (`rest_of`) and what follows. A signature ends its thinking block: reasoning after
+it opens a new one, as Anthropic streams two thinking blocks.
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ from typing import Literal
 import orjson
 
 from app.core.events import Done, Event, Failure, StreamMeta, Usage
+from app.errors import BadLastEventId
 from app.wire.anthropic_errors import envelope, failure_type
 
-MAX_PART = 2  # one log event is at most three blocks: parts 1 and 2, then the event's own id
 BlockKind = Literal["text", "thinking", "redacted_thinking", "tool_use"]
 PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 STOP_REASON = {
@@ -207,47 +210,60 @@ def error_block(failure: Failure) -> Block:
 
 
 class AnthropicWire:
-    """One response's encoder. `fresh`: a new response (not a resume), which starts
-    with `message_start`. `skip_parts`: on a resume after `<seq>.<part>`, the blocks
-    of event `seq` already delivered."""
+    """One response's encoder. `fresh`: a new response, which opens with
+    `message_start`; a resumed one opens with what `resume_head` made of the event
+    its resume point is in."""
 
-    __slots__ = ("_fresh", "_meta", "_sid", "_skip_parts", "_skip_seq", "_state")
+    __slots__ = ("_fresh", "_head", "_meta", "_prefix", "_state")
 
     heartbeat = PING
 
-    def __init__(
-        self, meta: StreamMeta, *, fresh: bool, skip_seq: int = 0, skip_parts: int = 0
-    ) -> None:
+    def __init__(self, meta: StreamMeta, *, fresh: bool) -> None:
         self._meta = meta
-        self._sid = meta.stream_id.encode()
+        self._prefix = meta.stream_id.encode() + b":"
         self._fresh = fresh
-        self._skip_seq = skip_seq
-        self._skip_parts = skip_parts
+        self._head = b""
         self._state = BlockState()
-
-    def skip(self, event: Event) -> None:
-        """An event before the resume point: advance the state, write nothing."""
-        self._state.blocks(event)
 
     def preamble(self) -> bytes:
         if not self._fresh:
-            return b""
+            return self._head
         start = orjson.dumps({"type": "message_start", "message": message_head(self._meta)})
-        return frame(b"message_start", start, b"%s:0" % self._sid) + PING
+        return frame(b"message_start", start, self._prefix + b"0") + PING
+
+    def skip(self, event: Event) -> None:
+        """An event the client holds whole: advance the state, write nothing."""
+        self._state.blocks(event)
+
+    def rest_of(self, event: Event, part: int) -> bytes:
+        """The blocks of `event` after part `part`, which the client holds."""
+        blocks = self._state.blocks(event)
+        if part >= len(blocks):
+            raise BadLastEventId(
+                f"Last-Event-ID names part {part} of event {event.seq}, which has "
+                f"{len(blocks)} part(s) on this endpoint",
+                param="Last-Event-ID",
+            )
+        return self._framed(event.seq, blocks, part + 1)
+
+    def resume_head(self, head: bytes) -> None:
+        """What a resumed response opens with: the rest of its resume point's event
+        and any event already written after it."""
+        self._head = head
 
     def encode(self, events: Sequence[Event]) -> bytes:
-        return b"".join([self.encode_event(e) for e in events])
+        return b"".join([self._framed(e.seq, self._state.blocks(e), 0) for e in events])
 
-    def encode_event(self, event: Event) -> bytes:
-        blocks = self._state.blocks(event)
-        last = len(blocks) - 1
-        out = []
-        for part, block in enumerate(blocks):
-            if event.seq == self._skip_seq and part < self._skip_parts:
-                continue
-            if part == last:
-                event_id = b"%s:%d" % (self._sid, event.seq)
-            else:
-                event_id = b"%s:%d.%d" % (self._sid, event.seq, part + 1)
-            out.append(frame(block.name, block.data, event_id))
-        return b"".join(out)
+    def _framed(self, seq: int, blocks: Sequence[Block], first: int) -> bytes:
+        """Parts `first`... of event `seq`: part 0 has the id `<stream_id>:<seq>`, part
+        p `<stream_id>:<seq>.<p>`."""
+        prefix = self._prefix
+        return b"".join(
+            [
+                frame(
+                    b.name, b.data, b"%s%d.%d" % (prefix, seq, p) if p else b"%s%d" % (prefix, seq)
+                )
+                for p, b in enumerate(blocks)
+                if p >= first
+            ]
+        )

@@ -253,7 +253,12 @@ async def test_stream_starts_with_message_start_named_by_the_stream(
     assert events[0].id == f"{sid}:0"
     assert json.loads(events[0].data)["message"]["id"] == f"msg_{sid}"
     assert [e.event for e in events[-3:]] == ["content_block_stop", "message_delta", "message_stop"]
-    assert events[-1].id == f"{sid}:{ECHO.count(' ') + 2}"
+    terminal = ECHO.count(" ") + 2  # one event per word, then the done event
+    assert [e.id for e in events[-3:]] == [
+        f"{sid}:{terminal}",
+        f"{sid}:{terminal}.1",
+        f"{sid}:{terminal}.2",
+    ]
     assert accumulated(events)["content"][0]["text"] == ECHO
 
 
@@ -290,15 +295,26 @@ async def test_a_retried_post_with_last_event_id_resumes_exactly(http: httpx.Asy
     assert message["stop_reason"] == "max_tokens"
 
 
-async def test_a_resume_after_the_end_is_204(
+async def test_a_resume_inside_the_last_event_sends_its_rest_and_after_it_204(
     server: RunningServer, http: httpx.AsyncClient
 ) -> None:
     _, events = await read_events(http, server.url, messages_body())
-    last_id = events[-1].id
-    assert last_id is not None
+    delta_id, stop_id = events[-2].id, events[-1].id
+    assert delta_id is not None
+    assert stop_id is not None
+    assert delta_id.endswith(".1")
+    _, rest = await read_events(http, server.url, messages_body(), {"Last-Event-ID": delta_id})
+    assert [(e.event, e.id) for e in rest] == [("message_stop", stop_id)]
     response = await http.post(
         f"{server.url}/v1/messages",
         json=messages_body(),
-        headers={**VERSION, "Last-Event-ID": last_id},
+        headers={**VERSION, "Last-Event-ID": stop_id},
     )
     assert response.status_code == 204
+    beyond = await http.post(
+        f"{server.url}/v1/messages",
+        json=messages_body(),
+        headers={**VERSION, "Last-Event-ID": stop_id[:-1] + "3"},
+    )
+    assert beyond.status_code == 400
+    assert beyond.json()["error"]["type"] == "invalid_request_error"

@@ -213,13 +213,15 @@ def test_every_block_but_pings_ends_with_a_unique_id(name: str) -> None:
 
 
 def resumed(events: list[Event], last_id: str) -> bytes:
-    """What a resumed response writes after `last_id`, as the door builds it."""
+    """What a resumed response writes after `last_id`, as the door builds it: the
+    events before the resume point's event replayed into the state, then the rest."""
     _, seq, part = parse_resume_id(last_id)
-    through = seq - 1 if part else seq
-    wire = AnthropicWire(META, fresh=False, skip_seq=seq, skip_parts=part)
-    for event in events[:through]:
+    wire = AnthropicWire(META, fresh=False)
+    if seq == 0:
+        return wire.encode(events)
+    for event in events[: seq - 1]:
         wire.skip(event)
-    return wire.encode(events[through:])
+    return wire.rest_of(events[seq - 1], part) + wire.encode(events[seq:])
 
 
 def content(events: list[SSEEvent]) -> list[tuple[str, str]]:
