@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.api.validation import Limits
+from app.api.messages import Limits
 from app.providers.registry import ProviderRegistry
 from app.resume.base import ResumeStore
 from app.resume.memory import MemoryStore

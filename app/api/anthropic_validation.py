@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from app.api.validation import Limits, parse_max_tokens, parse_model
+from app.api.messages import Limits
+from app.api.validation import parse_max_tokens, parse_model
 from app.errors import InvalidRequest
 
 KNOWN_FIELDS = frozenset(

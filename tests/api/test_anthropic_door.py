@@ -171,14 +171,14 @@ async def test_a_field_the_provider_cannot_honour_is_named_in_anthropics_body(
     with pytest.raises(anthropic.BadRequestError) as raised:
         await sdk.messages.create(
             model="sim/echo",
-            max_tokens=64,
+            max_tokens=4096,
             messages=[{"role": "user", "content": "hi"}],
-            tools=[{"name": "f", "input_schema": {"type": "object"}}],
+            thinking={"type": "enabled", "budget_tokens": 2048},
         )
     body: dict[str, Any] = raised.value.body  # type: ignore[assignment]
     assert body["type"] == "error"
     assert body["error"]["type"] == "invalid_request_error"
-    assert "'tools'" in body["error"]["message"]
+    assert "'thinking'" in body["error"]["message"]
     assert "sim/echo" in body["error"]["message"]
 
 

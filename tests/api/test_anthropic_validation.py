@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.api.anthropic_validation import check_body
-from app.api.validation import Limits
+from app.api.messages import Limits
 from app.errors import InvalidRequest
 
 LIMITS = Limits()
