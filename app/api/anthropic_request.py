@@ -130,10 +130,7 @@ def _turns(data: Mapping[str, object]) -> tuple[Message, ...]:
 def _tools(value: object) -> tuple[ToolSpec, ...]:
     if not isinstance(value, list):
         return ()
-    return tuple(
-        ToolSpec(str(t["name"]), t.get("description"), t["input_schema"])
-        for t in value
-    )
+    return tuple(ToolSpec(str(t["name"]), t.get("description"), t["input_schema"]) for t in value)
 
 
 def _tool_choice(value: object) -> tuple[ToolChoice | None, bool | None]:
