@@ -318,3 +318,37 @@ async def test_a_resume_inside_the_last_event_sends_its_rest_and_after_it_204(
     )
     assert beyond.status_code == 400
     assert beyond.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_stream_is_its_keys_another_key_cannot_resume_it(http: httpx.AsyncClient) -> None:
+    async with run_sluice(Settings(sim_tps=0, api_keys=("k-1", "k-2"))) as server:
+        first, events = await read_events(http, server.url, messages_body(), {"x-api-key": "k-1"})
+        last_id = events[3].id
+        assert last_id is not None
+        other = await http.post(
+            f"{server.url}/v1/messages",
+            json=messages_body(),
+            headers={**VERSION, "x-api-key": "k-2", "Last-Event-ID": last_id},
+        )
+        _, rest = await read_events(
+            http, server.url, messages_body(), {"x-api-key": "k-1", "Last-Event-ID": last_id}
+        )
+    assert first.status_code == 200
+    assert other.status_code == 404
+    assert other.json()["error"]["type"] == "not_found_error"
+    assert [e.event for e in rest][-1] == "message_stop"
+
+
+async def test_the_per_key_stream_cap_is_anthropics_rate_limit_error(
+    http: httpx.AsyncClient,
+) -> None:
+    async with run_sluice(Settings(sim_tps=5, max_streams_per_key=1)) as server:
+        body = messages_body(model="sim/lorem", max_tokens=50)
+        async with http.stream(
+            "POST", f"{server.url}/v1/messages", json=body, headers=VERSION
+        ) as running:
+            assert running.status_code == 200
+            refused = await http.post(f"{server.url}/v1/messages", json=body, headers=VERSION)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["type"] == "rate_limit_error"
+    assert int(refused.headers["retry-after"]) >= 1
