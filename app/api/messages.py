@@ -27,6 +27,7 @@ _KEYS: dict[str, set[str]] = {
     | {"reasoning_content"},
     "tool": _COMMON | {"tool_call_id"},
 }
+_CALL_KEYS = {"id", "type", "function", "index"}
 _EMPTY_OK = ("annotations", "audio", "function_call", "parsed")
 _IMAGE_SCHEMES = ("https://", "http://", "data:image/")
 MAX_NAME = 256
@@ -96,6 +97,13 @@ def _tool_calls(value: object, at: str) -> tuple[CalledTool, ...]:
         function = item.get("function")
         if not isinstance(function, dict):
             raise _bad(f"{here}.function", "must be an object {name, arguments}")
+        # `index` and `parsed_arguments` are what the SDK's helpers leave on a call
+        # they accumulated or parsed: the index of the stream, and the SDK's own
+        # parse of `arguments`. Neither says anything the call does not.
+        for key in set(item) - _CALL_KEYS:
+            raise _bad(f"{here}.{key}", "is not a field of a tool call")
+        for key in set(function) - {"name", "arguments", "parsed_arguments"}:
+            raise _bad(f"{here}.function.{key}", "is not a field of a function call")
         calls.append(
             CalledTool(
                 id=_string(item.get("id"), f"{here}.id", empty=False),
