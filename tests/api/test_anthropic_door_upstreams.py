@@ -141,3 +141,20 @@ async def test_a_claude_code_shaped_request_reaches_anthropic_unchanged() -> Non
     sent.pop("model")
     assert received == sent
     assert request.headers["anthropic-beta"] == beta
+
+
+async def test_count_tokens_is_asked_of_anthropic_with_the_body_unchanged() -> None:
+    reply = Reply(200, "application/json", b'{"input_tokens": 2095}')
+    system = [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]
+    async with gateway(ANTHROPIC, reply) as (sdk, upstream, model):
+        counted = await sdk.messages.count_tokens(
+            model=model,
+            system=system,  # type: ignore[arg-type]
+            messages=HISTORY,
+            extra_headers={"anthropic-beta": "token-counting-2024-11-01"},
+        )
+    assert counted.input_tokens == 2095
+    [request] = upstream.requests
+    assert request.path == "/v1/messages/count_tokens"
+    assert request.json() == {"model": ANTHROPIC.model, "messages": HISTORY, "system": system}
+    assert request.headers["anthropic-beta"] == "token-counting-2024-11-01"
