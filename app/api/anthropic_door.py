@@ -28,6 +28,7 @@ from app.api.validation import parse_json_object
 from app.core.events import Event, StreamMeta
 from app.core.source import StreamSource, resume_point
 from app.errors import BadLastEventId, InvalidRequest, NotFound, SluiceError, Unavailable
+from app.providers.anthropic import AnthropicProvider
 from app.services import Services
 from app.sse import is_stream_id, parse_event_id
 from app.streaming.responder import respond
@@ -51,6 +52,18 @@ class anthropic_endpoint:
             await self._handler(scope, receive, send)
         except SluiceError as exc:
             await send_json(send, error_status(exc), error_body(exc), error_headers(exc))
+
+
+def anthropic_only(services: Services, model: object) -> bool:
+    """Whether every target of `model` is an Anthropic provider (then the body goes
+    to Anthropic as written)."""
+    if not isinstance(model, str):
+        return False
+    try:
+        targets = services.providers.resolve(model)
+    except SluiceError:
+        return False  # refused with its own error when the generation starts
+    return all(isinstance(t.provider, AnthropicProvider) for t in targets)
 
 
 def check_version(scope: Scope) -> None:
@@ -95,7 +108,9 @@ async def create_message(scope: Scope, receive: Receive, send: Send) -> None:
     identity = services.auth.identify(scope)
     body = await read_body(scope, receive, services.settings.max_body_bytes)
     beta = header(scope, b"anthropic-beta")
-    call = parse_messages_call(parse_json_object(body), services.limits, beta)
+    data = parse_json_object(body)
+    native = anthropic_only(services, data.get("model"))
+    call = parse_messages_call(data, services.limits, beta, native=native)
     resume = last_event_id(scope)
     if resume is not None:
         await _resume(scope, receive, send, services, call, resume, identity)

@@ -26,7 +26,8 @@ Two readings of one body travel together:
 
 A provider that cannot honour a translated field refuses the request before it starts
 with a 400 naming it (the registry's feature check), so nothing that changes the answer
-is dropped silently.
+is dropped silently. A model only Anthropic serves skips the translation: its body is
+checked for what the gateway reads and sent on; Anthropic judges the rest.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from app.api.anthropic_validation import check_body
+from app.api.anthropic_validation import check_body, check_native_body
 from app.api.messages import Limits
 from app.api.validation import parse_sim
 from app.errors import InvalidRequest
@@ -67,7 +68,7 @@ def _blocks(content: object) -> Sequence[Block]:
 
 
 def _text(blocks: Sequence[Block]) -> str:
-    return "".join(str(b["text"]) for b in blocks if b.get("type") == "text")
+    return "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
 
 
 def _image_url(block: Block) -> str:
@@ -115,7 +116,7 @@ def _turns(data: Mapping[str, object]) -> tuple[Message, ...]:
     if isinstance(system, str) and system:
         turns.append(Message("system", system))
     elif isinstance(system, list) and system:
-        turns.append(Message("system", "\n\n".join(str(b["text"]) for b in system)))
+        turns.append(Message("system", "\n\n".join(_text([b]) for b in system)))
     raw = data.get("messages")
     assert isinstance(raw, list)
     for item in raw:
@@ -164,10 +165,32 @@ def _options(data: Mapping[str, object]) -> tuple[tuple[str, object], ...]:
     return tuple(options)
 
 
+def _native_call(data: Mapping[str, object], limits: Limits, beta: str | None) -> MessagesCall:
+    """For a model only Anthropic serves: the body, and its turns' text for the logs."""
+    model, max_tokens, stream = check_native_body(data, limits)
+    raw = data["messages"]
+    assert isinstance(raw, list)
+    messages = tuple(
+        Message(m["role"], m["content"] if isinstance(m["content"], str) else _text(m["content"]))
+        for m in raw
+    )
+    body = {key: value for key, value in data.items() if key != "stream"}
+    request = ChatRequest(
+        model=model,
+        messages=messages,
+        max_tokens=max_tokens,
+        native=NativeBody("anthropic", orjson.dumps(body), beta),
+    )
+    return MessagesCall(request, stream)
+
+
 def parse_messages_call(
-    data: Mapping[str, object], limits: Limits, beta: str | None = None
+    data: Mapping[str, object], limits: Limits, beta: str | None = None, *, native: bool = False
 ) -> MessagesCall:
-    """The body of POST /v1/messages; `beta`: the client's `anthropic-beta` header."""
+    """The body of POST /v1/messages; `beta`: the client's `anthropic-beta` header;
+    `native`: every target of the model is Anthropic, which is sent the body as is."""
+    if native:
+        return _native_call(data, limits, beta)
     model, max_tokens, stream = check_body(data, limits)
     messages = _turns(data)
     if not any(m.role != "system" for m in messages):

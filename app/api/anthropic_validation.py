@@ -4,6 +4,11 @@ Every field and block Anthropic documents for a plain Messages call is known her
 anything else is refused with a 400 that names it (never dropped silently), as is a
 value of the wrong shape. What a provider can honour of a well-formed request is
 decided later, when the request is translated for its provider.
+
+Except for a model that only Anthropic serves: its body goes to Anthropic as written,
+so Anthropic, not this gateway, judges what the gateway does not know (a newer field,
+a `document` block, a server tool): `check_native_body` checks only what the gateway
+itself reads.
 """
 
 from __future__ import annotations
@@ -311,21 +316,41 @@ def check_stream(value: object) -> bool:
     return value
 
 
-COUNT_FIELDS = frozenset(("model", "messages", "system", "tools", "tool_choice", "thinking"))
+def check_turns(value: object, limits: Limits) -> None:
+    """`messages` as a list of turns, each a role and a string or a list of objects."""
+    if not isinstance(value, list) or not value:
+        raise invalid("messages", "is required: a non-empty list of {role, content}")
+    if len(value) > limits.max_messages:
+        raise invalid("messages", f"has {len(value)} entries; the cap is {limits.max_messages}")
+    for i, item in enumerate(value):
+        message = _object(item, f"messages.{i}")
+        if message.get("role") not in ("user", "assistant"):
+            raise invalid(f"messages.{i}.role", "must be 'user' or 'assistant'")
+        content = message.get("content")
+        if isinstance(content, list):
+            for j, block in enumerate(content):
+                _object(block, f"messages.{i}.content.{j}")
+        elif not isinstance(content, str):
+            raise invalid(f"messages.{i}.content", "must be a string or a list of content blocks")
 
 
 def check_count_body(data: Mapping[str, object], limits: Limits) -> str:
-    """The body of POST /v1/messages/count_tokens (no max_tokens); its model."""
-    unknown = sorted(set(data) - COUNT_FIELDS)
-    if unknown:
-        raise invalid(unknown[0], f"unknown field; count_tokens knows {sorted(COUNT_FIELDS)}")
+    """The body of POST /v1/messages/count_tokens, which only Anthropic answers: what
+    the gateway reads (the model, the turns); Anthropic judges the rest."""
     model = parse_model(data.get("model"))
-    check_messages(data.get("messages"), limits)
-    check_system(data.get("system"))
-    check_tools(data.get("tools"))
-    check_tool_choice(data.get("tool_choice"), data.get("tools"))
-    check_thinking(data.get("thinking"), limits.max_tokens_cap + 1)
+    check_turns(data.get("messages"), limits)
     return model
+
+
+def check_native_body(data: Mapping[str, object], limits: Limits) -> tuple[str, int, bool]:
+    """A body for a model only Anthropic serves: what the gateway itself reads."""
+    model = parse_model(data.get("model"))
+    if data.get("max_tokens") is None:
+        raise invalid("max_tokens", "is required")
+    max_tokens = parse_max_tokens(data.get("max_tokens"), limits)
+    assert max_tokens is not None
+    check_turns(data.get("messages"), limits)
+    return model, max_tokens, check_stream(data.get("stream"))
 
 
 def check_body(data: Mapping[str, object], limits: Limits) -> tuple[str, int, bool]:

@@ -158,3 +158,51 @@ async def test_count_tokens_is_asked_of_anthropic_with_the_body_unchanged() -> N
     assert request.path == "/v1/messages/count_tokens"
     assert request.json() == {"model": ANTHROPIC.model, "messages": HISTORY, "system": system}
     assert request.headers["anthropic-beta"] == "token-counting-2024-11-01"
+
+
+NEWER = {
+    "max_tokens": 256,
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "document",
+                    "source": {"type": "text", "media_type": "text/plain", "data": "Sky: blue."},
+                    "citations": {"enabled": True},
+                },
+                {"type": "text", "text": "What colour is the sky?"},
+            ],
+        }
+    ],
+    "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}],
+    "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+    "service_tier": "auto",
+}
+
+
+async def post_raw(base_url: object, body: dict[str, object]) -> httpx.Response:
+    headers = {"anthropic-version": "2023-06-01", "x-api-key": "x"}
+    url = f"{str(base_url).rstrip('/')}/v1/messages"
+    async with httpx.AsyncClient(timeout=10) as http:
+        return await http.post(url, json=body, headers=headers)
+
+
+async def test_what_only_anthropic_knows_is_anthropics_to_judge() -> None:
+    """Fields, blocks and server tools this gateway does not know reach a model only
+    Anthropic serves unchanged; any other provider refuses them by name."""
+    async with gateway(ANTHROPIC, fixture("anthropic-messages-stream.sse")) as (sdk, up, model):
+        answered = await post_raw(sdk.base_url, {"model": model, **NEWER})
+    assert answered.status_code == 200
+    assert answered.json()["content"] == [{"type": "text", "text": "Hello!"}]
+    received = up.requests[0].json()
+    assert received.pop("model") == ANTHROPIC.model
+    assert received.pop("stream") is True
+    assert received == NEWER
+    openai = next(kind for kind in KINDS if kind.name == "openai")
+    async with gateway(openai, fixture("openai-chat-stream.sse")) as (sdk, up, model):
+        refused = await post_raw(sdk.base_url, {"model": model, **NEWER})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["type"] == "invalid_request_error"
+    assert "context_management" in refused.json()["error"]["message"]
+    assert up.requests == []
