@@ -257,6 +257,6 @@ async def _complete(receive: Receive, send: Send, source: StreamSource) -> None:
         await send_json(send, 200, builder.message(source.meta, terminal.done), headers)
         return
     assert terminal.failure is not None
-    kind = anthropic_failure_type(terminal.failure.type)
+    kind = anthropic_failure_type(terminal.failure.type, terminal.failure.code)
     body = envelope(kind, terminal.failure.message)
     await send_json(send, STATUS_OF_TYPE[kind], body, headers)

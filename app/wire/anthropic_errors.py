@@ -103,6 +103,11 @@ def error_body(error: SluiceError) -> dict[str, object]:
     return envelope(error_type(error), error.message)
 
 
-def failure_type(failure_type: str) -> str:
-    """The Anthropic error type of a failure in a stream's log (its Sluice type)."""
+def failure_type(failure_type: str, code: str | None = None) -> str:
+    """The Anthropic error type of a failure in a stream's log: the upstream's own
+    where it named one (an Anthropic upstream's `overloaded_error`), else by its type."""
+    if code in STATUS_OF_TYPE:
+        return code
+    if failure_type == "upstream_error" and code in _UPSTREAM_STATUS_TYPE:
+        return _UPSTREAM_STATUS_TYPE[code]
     return _TYPE_OF_FAILURE.get(failure_type, "api_error")

@@ -211,7 +211,8 @@ def _content_delta(index: int, delta: bytes) -> Block:
 
 
 def error_block(failure: Failure) -> Block:
-    return Block(b"error", orjson.dumps(envelope(failure_type(failure.type), failure.message)))
+    kind = failure_type(failure.type, failure.code)
+    return Block(b"error", orjson.dumps(envelope(kind, failure.message)))
 
 
 class AnthropicWire:

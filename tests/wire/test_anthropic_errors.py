@@ -57,3 +57,20 @@ def test_each_error_has_anthropic_type_and_status(
 )
 def test_a_failure_in_a_log_maps_to_an_anthropic_type(sluice: str, anthropic: str) -> None:
     assert failure_type(sluice) == anthropic
+
+
+@pytest.mark.parametrize(
+    ("code", "anthropic"),
+    [
+        ("overloaded_error", "overloaded_error"),
+        ("rate_limit_error", "rate_limit_error"),
+        ("529", "overloaded_error"),
+        ("502", "api_error"),
+        ("server_error", "api_error"),
+        (None, "api_error"),
+    ],
+)
+def test_an_upstream_failure_keeps_the_kind_the_upstream_named(
+    code: str | None, anthropic: str
+) -> None:
+    assert failure_type("upstream_error", code) == anthropic
