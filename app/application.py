@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from app.api import chat, health, models, streams
+from app.api import anthropic_door, chat, count_tokens, health, models, streams
 from app.errors import MethodNotAllowed, NotFound, SluiceError
 from app.observability import metrics
 from app.observability.context import RequestContext
@@ -46,6 +46,8 @@ def _routes() -> list[Route]:
         Route("/v1/streams/{stream_id}", streams.delete_stream, methods=["DELETE"]),
         Route("/v1/stream", streams.oneshot_stream, methods=["GET"]),
         Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+        Route("/v1/messages", anthropic_door.create_message, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens.count_tokens, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/", _demo_page, methods=["GET", "HEAD"]),
     ]

@@ -91,6 +91,7 @@ class Failure:
     type: str
     message: str
     retryable: bool
+    code: str | None = None  # the upstream's own kind of error, where it named one
 
 
 @dataclass(slots=True, eq=False)

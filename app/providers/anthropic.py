@@ -19,12 +19,13 @@ from typing import cast
 
 import anthropic
 import httpx2
+import orjson
 from anthropic.types import MessageParam
 
 from app.errors import UpstreamError
 from app.providers import anthropic_request
 from app.providers.anthropic_events import MessageEventParser
-from app.providers.base import IMAGE_FEATURES, TOOL_FEATURES, ChatRequest, Chunk
+from app.providers.base import IMAGE_FEATURES, TOOL_FEATURES, ChatRequest, Chunk, NativeBody
 from app.providers.edge import CONNECT_TIMEOUT_S, TRANSPORT_ERRORS, status_error, transport_error
 from app.providers.sse_decode import SSEDecoder
 
@@ -59,19 +60,30 @@ class AnthropicProvider:
     def check(request: ChatRequest) -> None:
         anthropic_request.check(request)
 
+    @staticmethod
+    def _arguments(request: ChatRequest, model: str) -> dict[str, object]:
+        """The `messages.create` arguments: the neutral fields translated, or a body
+        in Anthropic's own dialect as the client wrote it (only `model` replaced;
+        everything else rides in `extra_body`, which the SDK sends untransformed)."""
+        native = request.native
+        if native is not None and native.dialect == "anthropic":
+            return _native_arguments(native, model)
+        return {
+            "model": model,
+            "max_tokens": anthropic_request.max_tokens(request),
+            "messages": cast("list[MessageParam]", anthropic_request.messages(request)),
+            "extra_body": anthropic_request.extra_body(request),
+        }
+
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Chunk]:
         if self._missing_key:
             raise UpstreamError(f"{self.name}: no API key configured", code="missing_api_key")
-        messages = cast("list[MessageParam]", anthropic_request.messages(request))
+        arguments = self._arguments(request, model)
         decoder = SSEDecoder()
         parser = MessageEventParser(self.name)
         with self._translated():
-            async with self._client.messages.with_streaming_response.create(
-                model=model,
-                max_tokens=anthropic_request.max_tokens(request),
-                messages=messages,
-                stream=True,
-                extra_body=anthropic_request.extra_body(request),
+            async with self._client.messages.with_streaming_response.create(  # type: ignore[call-overload]
+                stream=True, **arguments
             ) as response:
                 async for piece in response.iter_bytes():
                     for event in decoder.feed(piece):
@@ -81,6 +93,23 @@ class AnthropicProvider:
                         if parser.done:
                             return
         parser.check_complete()
+
+    async def count_tokens(self, body: bytes, model: str, beta: str | None) -> int:
+        """Anthropic's own count for a count_tokens body (JSON), sent as the client
+        wrote it with the upstream's model name."""
+        if self._missing_key:
+            raise UpstreamError(f"{self.name}: no API key configured", code="missing_api_key")
+        data = orjson.loads(body)
+        assert isinstance(data, dict)
+        extra = {key: value for key, value in data.items() if key not in ("model", "messages")}
+        with self._translated():
+            counted = await self._client.messages.count_tokens(
+                model=model,
+                messages=data["messages"],
+                extra_body=extra,
+                extra_headers={"anthropic-beta": beta} if beta else None,
+            )
+        return counted.input_tokens
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -103,3 +132,17 @@ class AnthropicProvider:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _native_arguments(native: NativeBody, model: str) -> dict[str, object]:
+    body = orjson.loads(native.body)
+    assert isinstance(body, dict)
+    arguments: dict[str, object] = {
+        "model": model,
+        "max_tokens": body.pop("max_tokens"),
+        "messages": body.pop("messages"),
+        "extra_body": {key: value for key, value in body.items() if key != "model"},
+    }
+    if native.beta:
+        arguments["extra_headers"] = {"anthropic-beta": native.beta}
+    return arguments

@@ -100,6 +100,17 @@ class SimOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class NativeBody:
+    """A request body as the client wrote it in a provider's own dialect, for a
+    provider of that dialect to send unchanged (with its own model name); every
+    other provider reads the request's neutral fields instead."""
+
+    dialect: Literal["anthropic"]
+    body: bytes  # a JSON object
+    beta: str | None = None  # the client's `anthropic-beta` header
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     """One generation request, already validated.
 
@@ -120,6 +131,7 @@ class ChatRequest:
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
     reasoning: Reasoning | None = None
+    native: NativeBody | None = None
 
     def option(self, name: str) -> object | None:
         for key, value in self.options:

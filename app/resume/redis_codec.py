@@ -125,7 +125,8 @@ def _terminal(event: Event) -> list[object]:
         ]
     assert event.failure is not None
     failure = event.failure
-    return ["e", failure.type, failure.message, failure.retryable]
+    item = ["e", failure.type, failure.message, failure.retryable]
+    return item if failure.code is None else [*item, failure.code]
 
 
 def decode_entry(entry: bytes | str, fields: Fields, after: int = 0) -> list[Event]:
@@ -159,8 +160,9 @@ def _end(seq: int, item: list[Any]) -> Event:
         done = Done(reason, usage, ttft_ms, tps)
         return Event(seq, "done", done=done)
     if item[0] == "e":
-        _, type_, message, retryable = item
-        return Event(seq, "error", failure=Failure(type_, message, bool(retryable)))
+        _, type_, message, retryable = item[:4]
+        code = item[4] if len(item) > 4 else None
+        return Event(seq, "error", failure=Failure(type_, message, bool(retryable), code))
     raise ValueError(f"unknown terminal event {item!r} in the log")
 
 

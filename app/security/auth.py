@@ -1,4 +1,5 @@
-"""Request identity: API keys (Authorization: Bearer) and signed stream tokens.
+"""Request identity: API keys (`Authorization: Bearer`, or `x-api-key` as Anthropic's
+clients send it) and signed stream tokens.
 
 With no keys configured the server is open and every request has the empty
 identity; streams then belong to nobody in particular. With keys, every /v1
@@ -43,6 +44,9 @@ class Auth:
         authorization = header(scope, b"authorization")
         if authorization is not None:
             return self._bearer(authorization)
+        api_key = header(scope, b"x-api-key")  # how Anthropic's clients send a key
+        if api_key is not None:
+            return self._key(api_key)
         token = query_params(scope).get("token") if stream_id is not None else None
         if token is not None and stream_id is not None:
             return self._token(token, stream_id)
@@ -60,6 +64,14 @@ class Auth:
             raise Unauthorized(
                 "the Authorization header does not carry a valid API key",
                 code="invalid_api_key",
+            )
+        return identity
+
+    def _key(self, api_key: str) -> str:
+        identity = self._keys.identify(api_key.strip().encode("latin-1")) if api_key else None
+        if identity is None:
+            raise Unauthorized(
+                "the x-api-key header does not carry a valid API key", code="invalid_api_key"
             )
         return identity
 

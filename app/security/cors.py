@@ -19,7 +19,11 @@ from app.api.http import header, send_empty, send_error
 from app.errors import InvalidRequest
 
 ALLOW_METHODS = b"GET, POST, DELETE, OPTIONS"
-ALLOW_HEADERS = b"Authorization, Content-Type, Last-Event-ID, Accept, Cache-Control"
+# The last four are what Anthropic's clients send to the Messages door.
+ALLOW_HEADERS = (
+    b"Authorization, Content-Type, Last-Event-ID, Accept, Cache-Control, X-Api-Key, "
+    b"Anthropic-Version, Anthropic-Beta, Anthropic-Dangerous-Direct-Browser-Access"
+)
 EXPOSE_HEADERS = b"X-Stream-Id, Retry-After, Location"
 MAX_AGE_S = b"600"
 

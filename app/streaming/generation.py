@@ -277,7 +277,7 @@ class Generation:
         return Event(self.log.last_seq + 1, "done", done=done)
 
     def _failure(self, error: SluiceError) -> Event:
-        failure = Failure(error.type, error.message, error.retryable)
+        failure = Failure(error.type, error.message, error.retryable, error.code)
         return Event(self.log.last_seq + 1, "error", failure=failure)
 
     async def _finish(self, terminal: Event) -> None:

@@ -29,7 +29,9 @@ RELEASE_STATE = "sluice.release"  # lifespan-state key of the process's `Release
 
 class Wire(Protocol):
     """An encoding. A wire whose clients reconnect by themselves with
-    Last-Event-ID (EventSource) says so with a true `reconnects` attribute."""
+    Last-Event-ID (EventSource) says so with a true `reconnects` attribute; a
+    wire whose heartbeat is not the `: ping` comment gives its bytes as a
+    `heartbeat` attribute."""
 
     def preamble(self) -> bytes: ...
 
@@ -162,6 +164,7 @@ async def _pump(
         if preamble:
             await send({"type": "http.response.body", "body": preamble, "more_body": True})
             sent += len(preamble)
+        ping: bytes = getattr(wire, "heartbeat", PING)
         iterator = source.follow(after, heartbeat_s)
         async with contextlib.aclosing(iterator):
             while not delivery.released:  # ends with the source, or at shutdown
@@ -172,7 +175,7 @@ async def _pump(
                     break
                 finally:
                     delivery.waiting = False
-                body = wire.encode(batch) if batch else PING
+                body = wire.encode(batch) if batch else ping
                 t0 = clock()
                 try:
                     await send({"type": "http.response.body", "body": body, "more_body": True})

@@ -64,11 +64,16 @@ def test_a_batch_ending_with_done_round_trips(
     assert decoded[-1].terminal
 
 
-@given(batch=st.lists(st.text(), max_size=5), message=st.text(), retryable=st.booleans())
+@given(
+    batch=st.lists(st.text(), max_size=5),
+    message=st.text(),
+    retryable=st.booleans(),
+    code=st.none() | st.text(),
+)
 def test_a_batch_ending_with_an_error_round_trips(
-    batch: list[str], message: str, retryable: bool
+    batch: list[str], message: str, retryable: bool, code: str | None
 ) -> None:
-    failure = Failure("upstream_error", message, retryable)
+    failure = Failure("upstream_error", message, retryable, code)
     events = [*tokens(3, batch), Event(3 + len(batch), "error", failure=failure)]
     assert summary(round_trip(events)) == summary(events)
 

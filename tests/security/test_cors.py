@@ -44,6 +44,19 @@ async def test_a_configured_origin_gets_its_preflight_answered() -> None:
         assert "DELETE" in response.headers["access-control-allow-methods"]
 
 
+async def test_a_browser_may_send_anthropics_headers_to_the_messages_door() -> None:
+    async with keyed_server(cors_origins=(SITE,)) as server, httpx.AsyncClient() as client:
+        response = await client.options(
+            f"{server.url}/v1/messages",
+            headers=preflight("POST", "x-api-key,anthropic-version,anthropic-beta"),
+        )
+        allowed = response.headers["access-control-allow-headers"].lower()
+    assert response.status_code == 204
+    assert {"x-api-key", "anthropic-version", "anthropic-beta"} <= {
+        name.strip() for name in allowed.split(",")
+    }
+
+
 async def test_a_configured_origin_can_read_the_stream_id_and_errors() -> None:
     async with keyed_server(cors_origins=(SITE,)) as server, httpx.AsyncClient() as client:
         created = await create_stream(client, server, KEY_A)
