@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from app.api import chat, health, models, streams
+from app.api import chat, health, models, responses, streams
 from app.errors import MethodNotAllowed, NotFound, SluiceError
 from app.observability import metrics
 from app.observability.context import RequestContext
@@ -46,6 +46,10 @@ def _routes() -> list[Route]:
         Route("/v1/streams/{stream_id}", streams.delete_stream, methods=["DELETE"]),
         Route("/v1/stream", streams.oneshot_stream, methods=["GET"]),
         Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+        Route("/v1/responses", responses.create_response, methods=["POST"]),
+        Route("/v1/responses/{response_id}", responses.retrieve_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", responses.delete_response, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/cancel", responses.cancel_response, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/", _demo_page, methods=["GET", "HEAD"]),
     ]

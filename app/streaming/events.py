@@ -40,6 +40,7 @@ class Event:
     failure: Failure | None = None
     native: bytes | None = None  # cache: app.wire.native
     openai: bytes | None = None  # cache: app.wire.openai (token events only)
+    responses: bytes | None = None  # cache: app.wire.openai_responses (token events only)
 
     @property
     def terminal(self) -> bool:

@@ -29,7 +29,8 @@ RELEASE_STATE = "sluice.release"  # lifespan-state key of the process's `Release
 
 class Wire(Protocol):
     """An encoding. A wire whose clients reconnect by themselves with
-    Last-Event-ID (EventSource) says so with a true `reconnects` attribute."""
+    Last-Event-ID (EventSource) says so with a true `reconnects` attribute;
+    one that needs another keep-alive than `: ping` names it in `heartbeat`."""
 
     def preamble(self) -> bytes: ...
 
@@ -157,6 +158,7 @@ async def _pump(
     blocked = 0.0
     sent = 0
     clock = time.perf_counter
+    heartbeat: bytes = getattr(wire, "heartbeat", PING)
     try:
         preamble = wire.preamble()
         if preamble:
@@ -172,7 +174,7 @@ async def _pump(
                     break
                 finally:
                     delivery.waiting = False
-                body = wire.encode(batch) if batch else PING
+                body = wire.encode(batch) if batch else heartbeat
                 t0 = clock()
                 try:
                     await send({"type": "http.response.body", "body": body, "more_body": True})
