@@ -35,7 +35,7 @@ from app.streaming.generation import Generation
 from app.streaming.responder import respond
 from app.streaming.source import StreamSource
 from app.wire.openai import error_body
-from app.wire.openai_responses import ResponsesWire, ResumeAt, parse_resume_id
+from app.wire.openai_responses import FROM_START, ResponsesWire, ResumeAt, parse_resume_id
 from app.wire.responses_object import ResponseFold, ResponseHead, stream_id_of
 
 _IDLE_S = 3600.0  # no heartbeat while collecting: idle wake-ups would only be ignored
@@ -109,7 +109,7 @@ async def create_response(scope: Scope, receive: Receive, send: Send) -> None:
     if create.background:
         generation.hold()
     if create.stream:
-        await _stream(scope, receive, send, services, generation, head, ResumeAt())
+        await _stream(scope, receive, send, services, generation, head, FROM_START)
     elif create.background:
         fold = await snapshot(generation)
         await send_json(send, 200, fold.to_object(head), _headers(head))

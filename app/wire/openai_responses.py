@@ -70,6 +70,9 @@ class ResumeAt:
         return sn <= self.sequence_number or (seq, part) <= (self.seq, self.part)
 
 
+FROM_START = ResumeAt()
+
+
 def parse_resume_id(value: str) -> tuple[str, ResumeAt]:
     """`<stream_id>:<seq>` or `<stream_id>:<seq>.<part>` -> (stream id, resume point)."""
     match = _EVENT_ID.fullmatch(value.strip())
@@ -89,7 +92,7 @@ class ResponsesWire:
 
     __slots__ = ("_fold", "_head", "_item", "_msg_open", "_resume", "_sid", "_sn", "ended")
 
-    def __init__(self, head: ResponseHead, resume: ResumeAt = ResumeAt()) -> None:
+    def __init__(self, head: ResponseHead, resume: ResumeAt = FROM_START) -> None:
         self._head = head
         self._resume = resume
         self._sid = head.stream_id.encode()

@@ -109,6 +109,14 @@ def error_object(failure: Failure) -> dict[str, object]:
     return {"code": failure.type, "message": failure.message}
 
 
+_OPENAI_ONLY: dict[str, object] = {
+    "frequency_penalty": 0.0,
+    "presence_penalty": 0.0,
+    "prompt_cache_key": None,
+    "prompt_cache_retention": None,
+    "safety_identifier": None,
+    "service_tier": "default",
+}
 _INCOMPLETE_REASON = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
@@ -218,6 +226,8 @@ def response_object(
     }
     for name in ECHO_FIELDS[2:-1]:
         body[name] = echo.get(name)
+    # What OpenAI reports and no other provider has: constant, so clients find the keys.
+    body.update(_OPENAI_ONLY)
     body["top_logprobs"] = 0
     body["truncation"] = "disabled"
     body["usage"] = None if usage is None else usage_object(usage)
