@@ -18,6 +18,8 @@ from app.api.chat_validation import ChatCompletion, parse_chat_completion
 from app.api.http import read_body, send_empty, send_json
 from app.api.streams import endpoint, find_stream, last_event_id, services_of
 from app.api.validation import parse_json_object
+from app.core.events import Event, Failure
+from app.core.source import StreamSource, resume_point
 from app.errors import (
     Abandoned,
     BadLastEventId,
@@ -32,10 +34,9 @@ from app.errors import (
 )
 from app.services import Services
 from app.sse import parse_event_id
-from app.streaming.events import Event, Failure
 from app.streaming.responder import respond
-from app.streaming.source import StreamSource, resume_point
-from app.wire.openai import OpenAIWire, completion_body, error_body
+from app.wire.completion import Answer, completion_body
+from app.wire.openai import OpenAIWire, error_body
 
 # A failed generation's HTTP status for a non-streaming request, by wire type.
 _STATUS_OF: dict[str, int] = {
@@ -128,30 +129,30 @@ async def _complete(receive: Receive, send: Send, source: StreamSource) -> None:
     ended = await _until_end_or_gone(receive, source)
     if ended is None:
         return  # the client left; the generation's detach grace takes over
-    text, terminal = ended
+    answer, terminal = ended
     headers = [(b"x-stream-id", source.meta.stream_id.encode())]
     if terminal.done is not None:
-        await send_json(send, 200, completion_body(source.meta, text, terminal.done), headers)
+        await send_json(send, 200, completion_body(source.meta, answer, terminal.done), headers)
     else:
         assert terminal.failure is not None
         failure = terminal.failure
         await send_json(send, failure_status(failure), error_body(failure), headers)
 
 
-async def _collect(source: StreamSource) -> tuple[str, Event]:
-    parts: list[str] = []
+async def _collect(source: StreamSource) -> tuple[Answer, Event]:
+    answer = Answer()
     # No heartbeat to send: idle wake-ups would only be ignored, so they are rare.
     # Closing the iterator on every exit is what detaches this reader.
     async with contextlib.aclosing(source.follow(0, _IDLE_S)) as batches:
         async for batch in batches:
             for event in batch:
                 if event.terminal:
-                    return "".join(parts), event
-                parts.append(event.text)
+                    return answer, event
+                answer.add(event)
     raise SluiceError("the stream's log ended without a terminal event")
 
 
-async def _until_end_or_gone(receive: Receive, source: StreamSource) -> tuple[str, Event] | None:
+async def _until_end_or_gone(receive: Receive, source: StreamSource) -> tuple[Answer, Event] | None:
     """Collect the answer while watching `receive()` for the client leaving.
 
     Strategy: as in the SSE responder, a watcher task cancels this one on

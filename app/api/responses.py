@@ -26,6 +26,7 @@ from app.api.http import query_params, read_body, send_empty, send_json
 from app.api.responses_validation import ResponsesCreate, parse_responses_create
 from app.api.streams import endpoint, find_stream, last_event_id, services_of
 from app.api.validation import parse_json_object
+from app.core.source import StreamSource
 from app.errors import BadLastEventId, InvalidRequest, NotFound, SluiceError, Unavailable
 from app.providers.base import Message
 from app.resume.responses import ResponseRecord
@@ -33,7 +34,6 @@ from app.services import Services
 from app.sse import is_stream_id
 from app.streaming.generation import Generation
 from app.streaming.responder import respond
-from app.streaming.source import StreamSource
 from app.wire.openai import error_body
 from app.wire.openai_responses import FROM_START, ResponsesWire, ResumeAt, parse_resume_id
 from app.wire.responses_object import ResponseFold, ResponseHead, stream_id_of

@@ -13,11 +13,11 @@ from starlette.types import Receive, Scope, Send
 
 from app.api.http import header, query_params, read_body, send_empty, send_error, send_json
 from app.api.validation import parse_json_object, parse_oneshot_query, parse_stream_request
+from app.core.source import StreamSource, resume_point
 from app.errors import BadLastEventId, NotFound, SluiceError, Unavailable
 from app.services import Services
 from app.sse import is_stream_id, parse_event_id
 from app.streaming.responder import respond
-from app.streaming.source import StreamSource, resume_point
 from app.wire.native import NativeWire
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]

@@ -21,9 +21,9 @@ import structlog
 from app.observability import metrics
 
 if TYPE_CHECKING:
+    from app.core.events import StreamMeta
     from app.errors import UpstreamError
     from app.providers.registry import Target
-    from app.streaming.events import StreamMeta
     from app.streaming.generation import Generation, Stats
     from app.streaming.responder import Delivery
 
@@ -80,7 +80,10 @@ def stream_ended(generation: Generation, model_label: str, log_content: bool) ->
     duration = ended - stats.started
     tps = stats.tokens_per_second(ended)
     _observe_stream(stats, model_label, duration, tps)
-    content = {"output": "".join(e.text for e in generation.log.events)} if log_content else {}
+    events = generation.log.events if log_content else []
+    content = (
+        {"output": "".join(e.text for e in events if e.kind == "token")} if log_content else {}
+    )
     log.info(
         "stream.end",
         stream_id=generation.meta.stream_id,

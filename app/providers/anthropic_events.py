@@ -10,8 +10,9 @@ not part of Sluice's text stream.
 
 from __future__ import annotations
 
+from app.core.events import FinishReason, Usage
 from app.errors import UpstreamError, UpstreamRateLimited
-from app.providers.base import Chunk, FinishReason, Usage
+from app.providers.base import Chunk
 from app.providers.openai_chunks import parse_json
 from app.providers.sse_decode import SSEEvent
 

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol
 
+from app.core.events import DeltaKind, FinishReason, ToolCall, Usage
+
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
 
@@ -57,20 +59,15 @@ class ChatRequest:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
-    input_tokens: int
-    output_tokens: int
-
-
-FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
-
-
 class Chunk(NamedTuple):
-    """What a provider yields: a text delta, and on the last chunk the finish
-    reason and (when the upstream reports it) usage. A provider yields exactly
-    one chunk with `finish_reason` set, last; an upstream that ends without
-    one is a truncated stream and must raise UpstreamError instead.
+    """What a provider yields: one delta (a text token by default; `kind` says
+    otherwise, with `text` holding the delta's text, `call_index` the tool call an
+    arguments fragment belongs to, `call` the start of a tool call), and on the
+    last chunk the finish reason and (when the upstream reports it) usage. A
+    provider yields exactly one chunk with `finish_reason` set, last; an
+    upstream that ends without one is a truncated stream and must raise
+    UpstreamError instead. A provider yields no empty delta (a `tool_call`
+    has no text but its `call`).
 
     Strategy: a named tuple, frozen like a frozen dataclass, is made in half
     the time (0.24 against 0.43 µs), and one is made per token."""
@@ -78,6 +75,14 @@ class Chunk(NamedTuple):
     text: str = ""
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    kind: DeltaKind = "token"
+    call_index: int = 0  # of a tool_call_delta (`index` is a tuple method)
+    call: ToolCall | None = None
+
+    @property
+    def is_delta(self) -> bool:
+        """Content of the answer (whatever its kind), as opposed to the final chunk."""
+        return bool(self.text) or self.call is not None
 
 
 # Every option a client may pass through `ChatRequest.options`.

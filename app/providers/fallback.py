@@ -1,8 +1,9 @@
 """Ordered fallbacks: one public stream over the targets an alias names.
 
-A retryable failure before the first text chunk moves on to the next target
-after a short backoff; once a token has been yielded, an error propagates,
-because a client must never receive text from two different answers.
+A retryable failure before the first delta (text, reasoning, a tool call...)
+moves on to the next target after a short backoff; once a delta has been
+yielded, an error propagates, because a client must never receive parts of
+two different answers.
 Whatever way the stream ends (done, error, `aclose()`, cancellation), the
 current provider iterator is closed, which releases its upstream connection.
 """
@@ -68,7 +69,7 @@ async def open_stream(
         started = False
         try:
             async for chunk in iterator:
-                started = started or bool(chunk.text)
+                started = started or chunk.is_delta
                 yield chunk
             return
         except UpstreamError as exc:

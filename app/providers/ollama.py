@@ -15,8 +15,9 @@ import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
 
+from app.core.events import FinishReason, Usage
 from app.errors import UpstreamError
-from app.providers.base import ChatRequest, Chunk, FinishReason, Usage
+from app.providers.base import ChatRequest, Chunk
 from app.providers.edge import CONNECT_TIMEOUT_S, TRANSPORT_ERRORS, status_error, transport_error
 from app.providers.openai_chunks import parse_json
 from app.providers.sse_decode import NDJSONDecoder

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import orjson
 
+from app.core.events import FinishReason, Usage
 from app.errors import UpstreamError, UpstreamRateLimited
-from app.providers.base import Chunk, FinishReason, Usage
+from app.providers.base import Chunk
 
 DONE = b"[DONE]"
 

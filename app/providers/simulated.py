@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 
+from app.core.events import FinishReason, Usage
 from app.errors import NotFound, UpstreamError
-from app.providers.base import OPTION_NAMES, ChatRequest, Chunk, FinishReason, SimOptions, Usage
+from app.providers.base import OPTION_NAMES, ChatRequest, Chunk, SimOptions
 
 _LOREM_TEXT = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from app.streaming.events import Event, StreamMeta
-from app.streaming.source import StreamSource
+from app.core.events import Event, StreamMeta
+from app.core.source import StreamSource
 
 
 class LogSink(Protocol):

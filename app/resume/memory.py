@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from app.core.events import StreamMeta
+from app.core.source import StreamSource
 from app.resume.base import LogSink
-from app.streaming.events import StreamMeta
-from app.streaming.source import StreamSource
 
 
 class MemoryStore:

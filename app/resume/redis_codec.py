@@ -9,10 +9,16 @@ Redis Cluster they all live in one slot:
     sluice:{<sid>}:readers  sorted set: readers in other processes, scored by expiry (ms)
 
 One entry holds the events of one flush, consecutive seqs from the one in
-its id: `v` is a JSON array, a string per token and, if the batch ends the
-stream, a last item that is a list (`["d", reason, input, output, ttft_ms,
-tokens/s]` or `["e", type, message, retryable]`). A reader decodes an entry
-with one `orjson.loads`; the owner writes one entry per stream per flush.
+its id: `v` is a JSON array with an item per event. A token is its text, a
+bare string: text stays the cheap path. Any other delta is a short list
+tagged by its first item: `["r", text]` reasoning, `["s", signature]`,
+`["x", redacted data]`, `["c", index, id, name]` a tool call's start,
+`["a", index, fragment]` its arguments, `["f", text]` a refusal. If the batch
+ends the stream, its last item is `["d", reason, input, output, ttft_ms,
+tokens/s, cached, reasoning]` or `["e", type, message, retryable]` (a
+reader takes the counts that are there: `cached` and `reasoning` came later,
+and are null when not reported). A reader decodes an entry with one
+`orjson.loads`; the owner writes one entry per stream per flush.
 
 Strategy: the entry id is the seq of the entry's *first* event, so Redis
 refuses any write that would not come after the last entry. A follower that
@@ -35,8 +41,7 @@ from typing import Any
 
 import orjson
 
-from app.providers.base import Usage
-from app.streaming.events import Done, Event, Failure, StreamMeta
+from app.core.events import DeltaKind, Done, Event, Failure, StreamMeta, ToolCall, Usage
 
 Fields = dict[bytes, bytes]
 
@@ -78,13 +83,30 @@ def encode_batch(events: Sequence[Event]) -> tuple[str, Fields]:
     first = events[0].seq
     if events[-1].seq - first != len(events) - 1:
         raise ValueError(f"an entry holds consecutive seqs only, not {first}..{events[-1].seq}")
-    last = events[-1]
-    if last.terminal:
-        items: list[object] = [event.text for event in events[:-1]]
-        items.append(_terminal(last))
-    else:
-        items = [event.text for event in events]
+    items: list[object] = [
+        event.text if event.kind == "token" else _item(event) for event in events
+    ]
     return entry_id(first), {b"v": orjson.dumps(items)}
+
+
+# The deltas that are their text alone, by tag.
+_KINDS: dict[str, DeltaKind] = {
+    "r": "reasoning",
+    "s": "reasoning_signature",
+    "x": "reasoning_redacted",
+    "f": "refusal",
+}
+_TAGS: dict[str, str] = {kind: tag for tag, kind in _KINDS.items()}
+
+
+def _item(event: Event) -> list[object]:
+    if event.terminal:
+        return _terminal(event)
+    if event.call is not None:
+        return ["c", event.call.index, event.call.id, event.call.name]
+    if event.kind == "tool_call_delta":
+        return ["a", event.index, event.text]
+    return [_TAGS[event.kind], event.text]
 
 
 def _terminal(event: Event) -> list[object]:
@@ -98,6 +120,8 @@ def _terminal(event: Event) -> list[object]:
             usage.output_tokens,
             done.ttft_ms,
             done.tokens_per_second,
+            usage.cached_tokens,
+            usage.reasoning_tokens,
         ]
     assert event.failure is not None
     failure = event.failure
@@ -110,15 +134,29 @@ def decode_entry(entry: bytes | str, fields: Fields, after: int = 0) -> list[Eve
     items: list[Any] = orjson.loads(fields[b"v"])  # strings are tokens; a list ends the stream
     skip = max(0, after + 1 - first)
     return [
-        Event(seq, "token", text=item) if isinstance(item, str) else _end(seq, item)
+        Event(seq, "token", text=item) if isinstance(item, str) else _typed(seq, item)
         for seq, item in enumerate(items[skip:], first + skip)
     ]
 
 
+def _typed(seq: int, item: list[Any]) -> Event:
+    tag = item[0]
+    kind = _KINDS.get(tag)
+    if kind is not None:
+        return Event(seq, kind, text=item[1])
+    if tag == "a":
+        return Event(seq, "tool_call_delta", text=item[2], index=item[1])
+    if tag == "c":
+        return Event(seq, "tool_call", index=item[1], call=ToolCall(item[1], item[2], item[3]))
+    return _end(seq, item)
+
+
 def _end(seq: int, item: list[Any]) -> Event:
     if item[0] == "d":
-        _, reason, input_tokens, output_tokens, ttft_ms, tps = item
-        done = Done(reason, Usage(input_tokens, output_tokens), ttft_ms, tps)
+        reason, input_tokens, output_tokens, ttft_ms, tps = item[1:6]
+        cached, reasoning = [*item[6:8], None, None][:2]
+        usage = Usage(input_tokens, output_tokens, cached, reasoning)
+        done = Done(reason, usage, ttft_ms, tps)
         return Event(seq, "done", done=done)
     if item[0] == "e":
         _, type_, message, retryable = item
@@ -129,7 +167,8 @@ def _end(seq: int, item: list[Any]) -> Event:
 def last_of(entry: bytes | str, fields: Fields) -> tuple[int, bool]:
     """(seq of the entry's last event, whether that event ends the stream)."""
     items: list[Any] = orjson.loads(fields[b"v"])
-    return seq_of(entry) + len(items) - 1, bool(items) and not isinstance(items[-1], str)
+    ends = bool(items) and isinstance(items[-1], list) and items[-1][0] in ("d", "e")
+    return seq_of(entry) + len(items) - 1, ends
 
 
 def encode_meta(meta: StreamMeta, node: str) -> dict[str, str]:

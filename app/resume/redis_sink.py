@@ -32,10 +32,10 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.core.events import Event
 from app.resume.redis_codec import StreamKeys, encode_batch
 from app.resume.redis_packed import execute
 from app.resume.resp import Commands
-from app.streaming.events import Event
 
 FLUSH_S = 0.002  # what a token waits at most before it is written: one round-trip per batch
 CLOSE_TIMEOUT_S = 5.0  # bound on `close()` beyond the client's own socket timeouts

@@ -29,9 +29,9 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from app.core.events import Event, Failure, StreamMeta
 from app.resume.redis_codec import StreamKeys, decode_entry, encode_batch, entry_id, last_of
 from app.resume.redis_sink import Health
-from app.streaming.events import Event, Failure, StreamMeta
 
 BATCH = 512  # entries per XRANGE / XREAD: a reader that is behind catches up in few sends
 INTERRUPTED = "the generation was interrupted: the process running it stopped; retry the request"

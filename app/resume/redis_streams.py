@@ -44,6 +44,8 @@ from urllib.parse import urlsplit
 import structlog
 from redis.exceptions import RedisError
 
+from app.core.events import StreamMeta
+from app.core.source import StreamSource
 from app.errors import Unavailable
 from app.redis_client import bounded_client
 from app.resume.base import LogSink
@@ -65,8 +67,6 @@ from app.resume.redis_source import (
     settle_detaches,
 )
 from app.settings import Settings
-from app.streaming.events import StreamMeta
-from app.streaming.source import StreamSource
 
 COMMAND_CONNECTIONS = 64  # short commands: a burst queues for a few ms, it opens no sockets
 BLOCKING_CONNECTIONS = 512  # followers elsewhere in one process blocking at once, without waiting

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from app.core.events import Done, Event, Failure, StreamMeta, Usage
 from app.errors import (
     Abandoned,
     Cancelled,
@@ -29,9 +30,8 @@ from app.errors import (
     UpstreamTimeout,
 )
 from app.observability import metrics
-from app.providers.base import ChatRequest, Chunk, Usage
+from app.providers.base import ChatRequest, Chunk
 from app.resume.base import LogSink
-from app.streaming.events import Done, Event, Failure, StreamMeta
 from app.streaming.log import EventLog
 from app.streaming.watchdog import Watchdog
 
@@ -230,11 +230,14 @@ class Generation:
         chunks = self._chunks(self.request)
         try:
             async for chunk in chunks:
-                if chunk.text:
+                if chunk.text or chunk.call is not None:
                     if stats.first_token is None:
                         stats.first_token = time.monotonic()
                     stats.tokens += 1
-                    event = log_.token(chunk.text)
+                    if chunk.kind == "token":
+                        event = log_.token(chunk.text)
+                    else:
+                        event = log_.delta(chunk.kind, chunk.text, chunk.call_index, chunk.call)
                     if sink is not None:
                         sink.append(event)
                     watchdog.arm(idle_s)

@@ -13,6 +13,13 @@ events are rebuilt for whoever replays them. A paced stream whose reader
 keeps up thus holds almost no event objects (~400 bytes each with the
 OpenAI chunk cached: ~10 KB per open stream otherwise).
 
+Strategy (typed events): every delta's text is packed alike (a tool call's
+start has none); what else a typed event holds is kept per *run*, a stretch
+of consecutive events of one kind and tool call (reasoning, then a call's
+argument fragments, then text...): a run costs its first seq and one tuple,
+whatever its length. A text-only stream has no run at all, so it costs
+exactly what it did before events were typed.
+
 Strategy (waiting): readers that are caught up park on a future of their
 own, listed here and resolved by the next append (one wake-up per reader per
 append, no task per token). A reader never awaits a shared future directly:
@@ -26,8 +33,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from array import array
+from bisect import bisect_right
 
-from app.streaming.events import Event
+from app.core.events import DeltaKind, Event, ToolCall
+
+# What a run's events share beyond their text; None for a run of tokens.
+RunInfo = tuple[DeltaKind, int, ToolCall | None] | None
 
 SEGMENT = 64  # token texts joined per segment
 RECENT = 16  # newest undelivered events kept as objects (at most twice this many)
@@ -46,6 +57,8 @@ class EventLog:
         "_loop",
         "_open",
         "_recent",
+        "_run_info",
+        "_run_starts",
         "_segments",
         "_terminal",
         "_timer",
@@ -59,6 +72,8 @@ class EventLog:
         self._open: list[str] = []  # texts of the segment being filled
         self._ends = array("I")  # per token event: end offset of its text in its segment
         self._recent: list[Event] = []  # the newest events, seq ascending, ending at last_seq
+        self._run_starts = array("I")  # first seq of each run (none: every event is a token)
+        self._run_info: list[RunInfo] = []
         self._terminal: Event | None = None
         self._waiters: list[tuple[asyncio.Future[bool], float]] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -78,18 +93,40 @@ class EventLog:
         assert self._terminal is None, "nothing follows the terminal event"
         seq = self.last_seq + 1
         event = Event(seq, "token", text)
+        if self._run_info and self._run_info[-1] is not None:
+            self._run(seq, None)
         self._pack(text)
         self._keep(event)
         return event
 
+    def delta(self, kind: DeltaKind, text: str, index: int, call: ToolCall | None) -> Event:
+        """Append a delta of any kind; the event is returned for a mirror."""
+        if kind == "token":
+            return self.token(text)
+        assert self._terminal is None, "nothing follows the terminal event"
+        seq = self.last_seq + 1
+        event = Event(seq, kind, text, index=index, call=call)
+        info: RunInfo = (kind, index, call)
+        if not self._run_info or self._run_info[-1] != info or call is not None:
+            self._run(seq, info)
+        self._pack(text)
+        self._keep(event)
+        return event
+
+    def _run(self, seq: int, info: RunInfo) -> None:
+        self._run_starts.append(seq)
+        self._run_info.append(info)
+
     def append(self, event: Event) -> None:
         assert event.seq == self.last_seq + 1, "events are appended in seq order"
         assert self._terminal is None, "nothing follows the terminal event"
-        if event.kind == "token":
-            self._pack(event.text)
-        else:
+        if event.terminal:
             self._terminal = event
-        self._keep(event)
+            self._keep(event)
+        else:
+            kept = self.delta(event.kind, event.text, event.index, event.call)  # type: ignore[arg-type]
+            self._recent[-1] = event  # the caller's object, with any wire bytes it holds
+            assert kept.seq == event.seq
 
     def _pack(self, text: str) -> None:
         open_ = self._open
@@ -130,7 +167,13 @@ class EventLog:
         return self._rebuilt(seq, first - 1) + recent
 
     def _rebuilt(self, seq: int, last: int) -> list[Event]:
-        """Token events seq+1..last from the packed texts (all precede the terminal)."""
+        """Delta events seq+1..last from the packed texts (all precede the terminal)."""
+        if self._run_info:
+            return self._rebuilt_typed(seq, last)
+        return self._texts(seq, last)
+
+    def _texts(self, seq: int, last: int) -> list[Event]:
+        """Events seq+1..last as tokens with their packed texts."""
         ends = self._ends
         events: list[Event] = []
         index = seq  # 0-based index of event seq+1
@@ -145,6 +188,22 @@ class EventLog:
                 events.append(Event(i + 1, "token", text[start:end]))
                 start = end
             index = stop
+        return events
+
+    def _rebuilt_typed(self, seq: int, last: int) -> list[Event]:
+        """As `_rebuilt`, each event given the kind of its run."""
+        starts, infos = self._run_starts, self._run_info
+        run = bisect_right(starts, seq + 1) - 1  # the run of event seq+1 (-1: before any)
+        following = starts[run + 1] if run + 1 < len(starts) else last + 1
+        events: list[Event] = []
+        for event in self._texts(seq, last):
+            while event.seq >= following:
+                run += 1
+                following = starts[run + 1] if run + 1 < len(starts) else last + 1
+            info = infos[run] if run >= 0 else None
+            if info is not None:
+                event.kind, event.index, event.call = info
+            events.append(event)
         return events
 
     async def wait(self, idle_s: float) -> bool:

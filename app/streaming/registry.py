@@ -11,6 +11,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from app.core.events import StreamMeta
+from app.core.source import StreamSource
 from app.errors import InvalidRequest, ShuttingDown
 from app.observability import report
 from app.observability.context import request_arrival
@@ -23,10 +25,8 @@ from app.resume.memory import MemoryStore
 from app.security.limits import MemorySlots, StreamSlots
 from app.settings import Settings
 from app.sse import new_stream_id
-from app.streaming.events import StreamMeta
 from app.streaming.generation import Generation, Stats, Timeouts
 from app.streaming.responder import Delivery
-from app.streaming.source import StreamSource
 
 
 class Generations:

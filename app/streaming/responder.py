@@ -20,9 +20,9 @@ from typing import Protocol
 
 from starlette.types import Receive, Scope, Send
 
+from app.core.events import Event
+from app.core.source import StreamSource
 from app.sse import PING
-from app.streaming.events import Event
-from app.streaming.source import StreamSource
 
 RELEASE_STATE = "sluice.release"  # lifespan-state key of the process's `Release`
 

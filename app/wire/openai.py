@@ -7,8 +7,18 @@ so there is no `retry:` preamble and no bare `id:` block.
 
 - The role chunk is part of the encoding of event 1 (unless event 1 is an
   error), so a resume after any id never repeats it.
-- A token event is one content chunk, cached on `Event.openai`: every reader
-  of the stream shares the same bytes (they depend only on the stream).
+- A delta event is one chunk, cached on `Event.openai`: every reader of the
+  stream shares the same bytes (they depend only on the stream). A token is a
+  `content` delta; reasoning a `reasoning_content` delta (as vLLM, DeepSeek
+  and llama.cpp stream it); a refusal a `refusal` delta; a tool call's start
+  `tool_calls: [{index, id, type: "function", function: {name, arguments: ""}}]`
+  and each arguments fragment `tool_calls: [{index, function: {arguments}}]`,
+  as OpenAI streams them. Anthropic's thinking signatures and redacted
+  thinking have no place in this format: those events write no chunk (the
+  native API carries them).
+- The role chunk says `content: ""` when the answer starts with text (or
+  ends at once) and `content: null` otherwise, as OpenAI does before a tool
+  call or a refusal.
 - The done event is the finish-reason chunk, the usage chunk when the request
   asked for `stream_options.include_usage`, and `data: [DONE]`, all with the
   done event's id. It is not cached: include_usage differs per request.
@@ -21,10 +31,12 @@ from collections.abc import Sequence
 
 import orjson
 
-from app.streaming.events import Done, Event, Failure, StreamMeta
+from app.core.events import Done, Event, Failure, StreamMeta, Usage
 
 OBJECT_CHUNK = "chat.completion.chunk"
 _ROLE_DELTA = b'{"role":"assistant","content":"","refusal":null}'
+_ROLE_NULL_DELTA = b'{"role":"assistant","content":null,"refusal":null}'
+_NO_CHUNK = ("reasoning_signature", "reasoning_redacted")
 # `_block(seq, _choice({"content": text}, null))` in one template.
 _TOKEN = (
     b'%s%d\ndata: %s"choices":[{"index":0,"delta":{"content":%s},'
@@ -36,13 +48,40 @@ def completion_id(stream_id: str) -> str:
     return f"chatcmpl-{stream_id}"
 
 
-def usage_payload(done: Done) -> dict[str, int]:
-    usage = done.usage
-    return {
+def usage_payload(done: Done) -> dict[str, object]:
+    usage: Usage = done.usage
+    payload: dict[str, object] = {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.input_tokens + usage.output_tokens,
     }
+    if usage.cached_tokens is not None:
+        payload["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+    if usage.reasoning_tokens is not None:
+        payload["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return payload
+
+
+def delta_of(event: Event) -> bytes:
+    """The `delta` object of a typed (non-token) delta event; b"" for none."""
+    kind = event.kind
+    if kind == "tool_call_delta":
+        fragment = {"index": event.index, "function": {"arguments": event.text}}
+        return orjson.dumps({"tool_calls": [fragment]})
+    if event.call is not None:
+        call = event.call
+        start = {
+            "index": call.index,
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        return orjson.dumps({"tool_calls": [start]})
+    if kind == "reasoning":
+        return orjson.dumps({"reasoning_content": event.text})
+    if kind == "refusal":
+        return orjson.dumps({"refusal": event.text})
+    return b""
 
 
 def error_body(failure: Failure) -> dict[str, object]:
@@ -90,6 +129,11 @@ class OpenAIWire:
             if cached is None:
                 cached = event.openai = self._token(event)
             return cached
+        if not event.terminal:
+            cached = event.openai
+            if cached is None:
+                cached = event.openai = self._typed(event)
+            return cached
         if event.done is not None:
             return self._done(event, event.done)
         assert event.failure is not None
@@ -107,7 +151,16 @@ class OpenAIWire:
         )
 
     def _role(self, event: Event) -> bytes:
-        return self._block(event.seq, self._choice(_ROLE_DELTA, b"null")) if event.seq == 1 else b""
+        if event.seq != 1:
+            return b""
+        text_first = event.kind == "token" or event.kind == "done"
+        delta = _ROLE_DELTA if text_first else _ROLE_NULL_DELTA
+        return self._block(event.seq, self._choice(delta, b"null"))
+
+    def _typed(self, event: Event) -> bytes:
+        delta = delta_of(event)
+        block = self._block(event.seq, self._choice(delta, b"null")) if delta else b""
+        return self._role(event) + block
 
     def _token(self, event: Event) -> bytes:
         # One formatting operation per token: this is the hot path.
@@ -122,23 +175,3 @@ class OpenAIWire:
             parts.append(self._block(event.seq, usage))
         parts.append(self._block(event.seq, b"[DONE]"))
         return b"".join(parts)
-
-
-def completion_body(meta: StreamMeta, text: str, done: Done) -> dict[str, object]:
-    """The `chat.completion` object of a non-streaming request, in OpenAI's key order."""
-    return {
-        "id": completion_id(meta.stream_id),
-        "object": "chat.completion",
-        "created": meta.created,
-        "model": meta.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": done.finish_reason,
-            }
-        ],
-        "usage": usage_payload(done),
-        "system_fingerprint": None,
-    }

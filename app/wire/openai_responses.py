@@ -38,9 +38,9 @@ from dataclasses import dataclass
 
 import orjson
 
+from app.core.events import Done, Event, Failure
 from app.errors import BadLastEventId
 from app.sse import is_stream_id
-from app.streaming.events import Done, Event, Failure
 from app.wire.responses_object import ResponseFold, ResponseHead, Status, message_id, text_part
 
 _ALL_PARTS = math.inf

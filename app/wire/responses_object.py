@@ -18,8 +18,7 @@ from typing import Literal
 
 import orjson
 
-from app.providers.base import Usage
-from app.streaming.events import Event, Failure
+from app.core.events import Event, Failure, Usage
 
 Status = Literal["queued", "in_progress", "completed", "failed", "cancelled", "incomplete"]
 RESPONSE_PREFIX = "resp_"

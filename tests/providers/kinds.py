@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.events import FinishReason, Usage
 from app.providers.anthropic import AnthropicProvider
-from app.providers.base import ChatRequest, FinishReason, Message, Provider, Usage
+from app.providers.base import ChatRequest, Message, Provider
 from app.providers.ollama import OllamaProvider
 from app.providers.openai import NO_KEY, OpenAIProvider
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from app.core.events import Usage
 from app.errors import UpstreamError, UpstreamRateLimited
 from app.providers.anthropic_events import MessageEventParser
-from app.providers.base import Chunk, Usage
+from app.providers.base import Chunk
 from app.providers.ollama import ChatLineParser, host_url, request_body
 from app.providers.openai_chunks import ChatChunkParser
 from app.providers.sse_decode import SSEEvent

@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from app.core.events import Usage
 from app.errors import NotFound, UpstreamError, UpstreamRateLimited, UpstreamTimeout
-from app.providers.base import ChatRequest, Chunk, Usage
+from app.providers.base import ChatRequest, Chunk
 from app.providers.fallback import MAX_BACKOFF_S, backoff, open_stream
 from app.providers.registry import Target
 from tests.providers.kinds import KINDS, chat_request

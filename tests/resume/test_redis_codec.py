@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.providers.base import Usage
+from app.core.events import Done, Event, Failure, Usage
 from app.resume.redis_codec import (
     StreamKeys,
     decode_entry,
@@ -15,7 +15,7 @@ from app.resume.redis_codec import (
     last_of,
     seq_of,
 )
-from app.streaming.events import Done, Event, Failure
+from tests.support.typed import shape, typed_events
 
 texts = st.lists(st.text(), min_size=1, max_size=20)
 
@@ -105,3 +105,34 @@ def test_every_key_of_a_stream_shares_its_hash_tag() -> None:
     )
     assert seq_of(b"0-42") == 42
     assert entry_id(42) == "0-42"
+
+
+@given(first=st.integers(1, 10**9), events=st.data())
+def test_a_batch_of_typed_events_round_trips_from_any_point(
+    first: int, events: st.DataObject
+) -> None:
+    batch = events.draw(typed_events(first))
+    batch.append(
+        Event(first + len(batch), "done", done=Done("tool_calls", Usage(5, 7, 2, 3), 1.5, None))
+    )
+    for after in (0, first, first + len(batch) // 2):
+        assert shape(round_trip(batch, after)) == shape(batch[max(0, after - first + 1) :])
+    entry, fields = encode_batch(batch)
+    assert last_of(entry.encode(), fields) == (batch[-1].seq, True)
+
+
+def test_a_batch_ending_in_a_typed_delta_does_not_end_the_stream() -> None:
+    batch = [Event(4, "tool_call_delta", "{", index=0), Event(5, "reasoning", "hm")]
+    entry, fields = encode_batch(batch)
+    assert last_of(entry.encode(), fields) == (5, False)
+
+
+def test_an_entry_written_before_usage_details_reads_them_as_not_reported() -> None:
+    fields = {b"v": b'["a",["d","stop",1,2,null,null]]'}
+    events = decode_entry(b"0-7", fields)
+    assert events[1].done == Done("stop", Usage(1, 2, None, None), None, None)
+
+
+def test_text_stays_a_bare_string_in_the_entry() -> None:
+    _, fields = encode_batch([Event(1, "token", "hi"), Event(2, "refusal", "no")])
+    assert fields[b"v"] == b'["hi",["f","no"]]'

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from app.core.events import StreamMeta
 from app.errors import Unavailable
 from app.resume import redis_streams
 from app.resume.redis_streams import RedisStore
 from app.settings import Settings
-from app.streaming.events import StreamMeta
 from tests.support.client import read_sse, transcript
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.server import run_sluice

@@ -9,12 +9,11 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from app.providers.base import Usage
+from app.core.events import Done, Event, Failure, StreamMeta, Usage
 from app.resume.redis_codec import StreamKeys, decode_entry, encode_batch
 from app.resume.redis_source import Entries
 from app.resume.redis_streams import RedisStore
 from app.settings import Settings
-from app.streaming.events import Done, Event, Failure, StreamMeta
 from tests.support.redis_server import RedisServer
 
 SID = "LogTestLogTestLogTest0"  # of this module only: the Redis server is shared

@@ -10,12 +10,11 @@ from typing import cast
 import pytest
 from redis.asyncio import Redis
 
-from app.providers.base import Usage
+from app.core.events import Done, Event, Failure, Usage
 from app.redis_client import bounded_client
 from app.resume.redis_codec import StreamKeys, decode_entry, encode_batch
 from app.resume.redis_sink import Flusher, Health, RedisSink
 from app.resume.redis_source import Entries
-from app.streaming.events import Done, Event, Failure
 from tests.support.redis_server import RedisServer
 
 A = "SinkTestSinkTestSinkA0"  # of this module only: the Redis server is shared

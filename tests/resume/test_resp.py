@@ -12,11 +12,10 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 
-from app.providers.base import Usage
+from app.core.events import Done, Event, Failure, Usage
 from app.resume.redis_codec import StreamKeys, decode_entry, encode_batch
 from app.resume.redis_source import Entries
 from app.resume.resp import Arg, Commands, command
-from app.streaming.events import Done, Event, Failure
 from tests.support.redis_server import RedisServer
 
 SID = "RespTestRespTestResp00"  # of this module only: the Redis server is shared

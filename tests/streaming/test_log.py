@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from app.providers.base import Usage
-from app.streaming.events import Done, Event
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.core.events import Done, Event, ToolCall, Usage
 from app.streaming.log import RECENT, SEGMENT, EventLog
+from tests.support.typed import shape, typed_events
 
 
 def filled(texts: list[str]) -> EventLog:
@@ -95,3 +98,37 @@ async def test_idle_waiters_wake_at_their_own_deadlines() -> None:
     assert not late.done()
     log.token("a")
     assert await late is True
+
+
+@settings(max_examples=60)
+@given(events=typed_events(), texts_first=st.integers(0, 3 * SEGMENT))
+def test_typed_events_read_back_exactly_from_any_point(
+    events: list[Event], texts_first: int
+) -> None:
+    log = filled([f"w{i}" for i in range(texts_first)])
+    expected = [Event(i + 1, "token", f"w{i}") for i in range(texts_first)]
+    for event in events:
+        seq = log.last_seq + 1
+        kept = log.delta(event.kind, event.text, event.index, event.call)  # type: ignore[arg-type]
+        expected.append(Event(seq, event.kind, event.text, index=event.index, call=event.call))
+        assert kept.seq == seq
+    log.token("tail")
+    expected.append(Event(log.last_seq, "token", "tail"))
+    log.delivered(log.last_seq)  # nothing kept as objects: every read is rebuilt
+    for after in {0, 1, texts_first, texts_first + 1, len(expected) // 2, len(expected) - 1}:
+        assert shape(log.after(after)) == shape(expected[after:])
+
+
+def test_a_text_only_log_keeps_no_runs() -> None:
+    log = filled(["a"] * (2 * SEGMENT))
+    assert len(log._run_starts) == 0
+    assert log._run_info == []
+
+
+def test_a_run_of_argument_fragments_costs_one_run() -> None:
+    log = EventLog()
+    log.delta("tool_call", "", 0, ToolCall(0, "call_1", "f"))
+    for i in range(50):
+        log.delta("tool_call_delta", f"p{i}", 0, None)
+    log.token("done thinking")
+    assert list(log._run_starts) == [1, 2, 52]

@@ -14,9 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.core.events import Done, Event, Failure, FinishReason, Usage, token
 from app.errors import BadLastEventId
-from app.providers.base import FinishReason, Usage
-from app.streaming.events import Done, Event, Failure, token
 from app.wire.openai_responses import FROM_START, ResponsesWire, ResumeAt, parse_resume_id
 from app.wire.responses_object import ECHO_FIELDS, ResponseFold, ResponseHead
 from tests.support.sse_parser import SSEEvent, SSEParser

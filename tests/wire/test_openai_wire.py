@@ -14,9 +14,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.providers.base import FinishReason, Usage
-from app.streaming.events import Done, Event, Failure, StreamMeta, token
-from app.wire.openai import OpenAIWire, completion_body
+from app.core.events import Done, Event, Failure, FinishReason, StreamMeta, Usage, token
+from app.wire.completion import Answer, completion_body
+from app.wire.openai import OpenAIWire
 from tests.support.sse_parser import SSEEvent, SSEParser
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "upstream"
@@ -182,7 +182,7 @@ def test_any_text_round_trips_through_a_spec_parser(parts: list[str]) -> None:
 
 
 def test_completion_body_has_openai_keys_in_order() -> None:
-    body = completion_body(META, "Hello", Done("stop", Usage(3, 1), None, None))
+    body = completion_body(META, _answer("Hello"), Done("stop", Usage(3, 1), None, None))
     assert list(body) == [
         "id",
         "object",
@@ -203,3 +203,9 @@ def test_completion_body_has_openai_keys_in_order() -> None:
         }
     ]
     assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+
+
+def _answer(text: str) -> Answer:
+    answer = Answer()
+    answer.add(Event(1, "token", text))
+    return answer

@@ -1,12 +1,16 @@
-"""What an SSE reader follows: a stream's log, local or in another process."""
+"""What an SSE reader follows: a stream's log, local or in another process.
+
+A protocol over the core types, so that the log (streaming) and the resume
+store (resume) can both be followed without importing each other.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from typing import Protocol
 
+from app.core.events import Event, StreamMeta
 from app.errors import BadLastEventId
-from app.streaming.events import Event, StreamMeta
 
 
 class StreamSource(Protocol):
