@@ -36,7 +36,8 @@ from app.streaming.generation import Generation
 from app.streaming.responder import respond
 from app.wire.openai import error_body
 from app.wire.openai_responses import FROM_START, ResponsesWire, ResumeAt, parse_resume_id
-from app.wire.responses_object import ResponseFold, ResponseHead, stream_id_of
+from app.wire.responses_fold import ResponseFold
+from app.wire.responses_object import ResponseHead, stream_id_of, to_object
 
 _IDLE_S = 3600.0  # no heartbeat while collecting: idle wake-ups would only be ignored
 
@@ -68,7 +69,7 @@ async def _source(services: Services, record: ResponseRecord) -> StreamSource:
 
 async def snapshot(source: StreamSource) -> ResponseFold:
     """The log as it stands now, folded; waits for nothing that is not written yet."""
-    fold = ResponseFold()
+    fold = ResponseFold(source.meta.stream_id)
     last, _ = await source.tail()
     if last == 0:
         return fold
@@ -112,7 +113,7 @@ async def create_response(scope: Scope, receive: Receive, send: Send) -> None:
         await _stream(scope, receive, send, services, generation, head, FROM_START)
     elif create.background:
         fold = await snapshot(generation)
-        await send_json(send, 200, fold.to_object(head), _headers(head))
+        await send_json(send, 200, to_object(head, fold), _headers(head))
     else:
         await _complete(receive, send, generation, head)
 
@@ -144,7 +145,7 @@ async def _history(
     if not ended:
         raise InvalidRequest(f"response {previous_id!r} is still in progress", param=param)
     fold = await snapshot(source)
-    answer = (Message("assistant", fold.text),) if fold.has_text else ()
+    answer = (Message("assistant", fold.text),) if fold.text else ()
     return record.history + answer
 
 
@@ -198,7 +199,7 @@ def _headers(head: ResponseHead) -> list[tuple[bytes, bytes]]:
 
 async def _complete(receive: Receive, send: Send, source: StreamSource, head: ResponseHead) -> None:
     """stream: false: follow the log to its end, then answer in one piece."""
-    fold = ResponseFold()
+    fold = ResponseFold(head.stream_id)
 
     async def collect() -> None:
         async with contextlib.aclosing(source.follow(0, _IDLE_S)) as batches:
@@ -211,7 +212,7 @@ async def _complete(receive: Receive, send: Send, source: StreamSource, head: Re
     if failure is not None and failure.type != "cancelled":
         await send_json(send, failure_status(failure), error_body(failure), _headers(head))
         return
-    await send_json(send, 200, fold.to_object(head), _headers(head))
+    await send_json(send, 200, to_object(head, fold), _headers(head))
 
 
 async def until_end_or_gone(receive: Receive, work: Awaitable[None]) -> bool:
@@ -275,7 +276,7 @@ async def retrieve_response(scope: Scope, receive: Receive, send: Send) -> None:
         await _stream(scope, receive, send, services, source, record.head, at)
         return
     fold = await snapshot(source)
-    await send_json(send, 200, fold.to_object(record.head), _headers(record.head))
+    await send_json(send, 200, to_object(record.head, fold), _headers(record.head))
 
 
 @endpoint
@@ -289,7 +290,7 @@ async def cancel_response(scope: Scope, receive: Receive, send: Send) -> None:
     if not ended:
         await services.generations.cancel(record.head.stream_id)
     fold = await snapshot(source)
-    await send_json(send, 200, fold.to_object(record.head), _headers(record.head))
+    await send_json(send, 200, to_object(record.head, fold), _headers(record.head))
 
 
 @endpoint

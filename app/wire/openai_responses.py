@@ -38,17 +38,18 @@ from dataclasses import dataclass
 
 import orjson
 
-from app.core.events import Done, Event, Failure
+from app.core.events import Event
 from app.errors import BadLastEventId
 from app.sse import is_stream_id
-from app.wire.responses_object import ResponseFold, ResponseHead, Status, message_id, text_part
+from app.wire.responses_fold import Op, ResponseFold
+from app.wire.responses_object import ResponseHead, Status, to_object
 
 _ALL_PARTS = math.inf
 _EVENT_ID = re.compile(r"(?P<sid>[A-Za-z0-9_-]{16,64}):(?P<seq>\d{1,15})(?:\.(?P<part>\d{1,4}))?")
 _DELTA = (
     b"event: response.output_text.delta\n"
-    b'data: {"type":"response.output_text.delta","item_id":"%s","output_index":0,'
-    b'"content_index":0,"delta":%s,"logprobs":[],"sequence_number":%d}\n'
+    b'data: {"type":"response.output_text.delta","item_id":"%s","output_index":%d,'
+    b'"content_index":%d,"delta":%s,"logprobs":[],"sequence_number":%d}\n'
     b"id: %s:%d\n\n"
 )
 
@@ -90,31 +91,26 @@ def parse_resume_id(value: str) -> tuple[str, ResumeAt]:
 class ResponsesWire:
     """One reader's encoder: folds every event of the log, writes those after `resume`."""
 
-    __slots__ = ("_fold", "_head", "_item", "_msg_open", "_resume", "_sid", "_sn", "ended")
+    __slots__ = ("_fold", "_head", "_resume", "_sid", "_sn")
 
     def __init__(self, head: ResponseHead, resume: ResumeAt = FROM_START) -> None:
         self._head = head
         self._resume = resume
         self._sid = head.stream_id.encode()
-        self._item = message_id(head.stream_id, 0).encode()
-        self._fold = ResponseFold()
-        self._msg_open = False
+        self._fold = ResponseFold(head.stream_id)
         self._sn = 0  # the next sequence number
-        self.ended = False  # the terminal group was written (or skipped)
 
     @property
     def fold(self) -> ResponseFold:
         return self._fold
 
     def preamble(self) -> bytes:
-        head = self._head
+        head, fold = self._head, self._fold
         first: Status = "queued" if head.background else "in_progress"
-        group: list[tuple[str, dict[str, object]]] = [
-            ("response.created", {"response": self._fold.to_object(head, status=first)})
-        ]
+        group: list[Op] = [("response.created", {"response": to_object(head, fold, status=first)})]
         if head.background:
-            group.append(("response.queued", {"response": self._fold.to_object(head)}))
-        in_progress = self._fold.to_object(head, status="in_progress")
+            group.append(("response.queued", {"response": to_object(head, fold)}))
+        in_progress = to_object(head, fold, status="in_progress")
         group.append(("response.in_progress", {"response": in_progress}))
         return self._write(0, group)
 
@@ -122,87 +118,45 @@ class ResponsesWire:
         return b"".join([self.encode_event(event) for event in events])
 
     def encode_event(self, event: Event) -> bytes:
-        if event.kind == "token" and self._msg_open and not self._skipping(event.seq):
-            self._fold.add(event)
+        fold = self._fold
+        if fold.appends_text(event) and not self._resume.skips(self._sn, event.seq, 1):
+            fold.append_text(event.text)
             sn = self._sn
             self._sn += 1
             cached = event.responses
             if cached is None:
+                item = fold.items[-1]
+                head = (item.id.encode(), item.output_index, len(item.parts) - 1)
                 text = orjson.dumps(event.text)
-                cached = _DELTA % (self._item, text, sn, self._sid, event.seq)
+                cached = _DELTA % (*head, text, sn, self._sid, event.seq)
                 event.responses = cached
             return cached
-        return self._write(event.seq, self._group(event))
+        group = fold.add(event)
+        if event.terminal:
+            group.append(self._terminal())
+        return self._write(event.seq, group)
 
-    def _skipping(self, seq: int) -> bool:
-        return self._resume.skips(self._sn, seq, 1)
-
-    # ---- groups ----------------------------------------------------------
-
-    def _group(self, event: Event) -> list[tuple[str, dict[str, object]]]:
-        group: list[tuple[str, dict[str, object]]] = []
-        if event.kind == "token":
-            if not self._msg_open:
-                group += self._open_message()
-            group.append(("response.output_text.delta", self._delta(event.text)))
-            self._fold.add(event)
-            return group
-        self._fold.add(event)
-        self.ended = True
-        if event.done is not None:
-            return self._done(event.done)
-        assert event.failure is not None
-        return self._failed(event.failure)
-
-    def _open_message(self) -> list[tuple[str, dict[str, object]]]:
-        self._msg_open = True
-        item = self._fold.message_item(self._head.stream_id, "in_progress")
-        where = {"item_id": self._item.decode(), "output_index": 0, "content_index": 0}
-        return [
-            ("response.output_item.added", {"output_index": 0, "item": item}),
-            ("response.content_part.added", {**where, "part": text_part("")}),
-        ]
-
-    def _delta(self, text: str) -> dict[str, object]:
-        return {
-            "item_id": self._item.decode(),
-            "output_index": 0,
-            "content_index": 0,
-            "delta": text,
-            "logprobs": [],
-        }
-
-    def _close_message(self, item_status: str) -> list[tuple[str, dict[str, object]]]:
-        if not self._msg_open:
-            return []
-        text = self._fold.text
-        where = {"item_id": self._item.decode(), "output_index": 0, "content_index": 0}
-        item = self._fold.message_item(self._head.stream_id, item_status)
-        return [
-            ("response.output_text.done", {**where, "text": text, "logprobs": []}),
-            ("response.content_part.done", {**where, "part": text_part(text)}),
-            ("response.output_item.done", {"output_index": 0, "item": item}),
-        ]
-
-    def _done(self, done: Done) -> list[tuple[str, dict[str, object]]]:
-        response = self._fold.to_object(self._head)
+    def _terminal(self) -> Op:
+        head, fold = self._head, self._fold
+        response = to_object(head, fold)
         status = response["status"]
-        group = self._close_message("completed" if status == "completed" else "incomplete")
-        name = "response.completed" if status == "completed" else "response.incomplete"
-        group.append((name, {"response": response}))
-        return group
+        if status == "completed":
+            return ("response.completed", {"response": response})
+        if status == "incomplete":
+            return ("response.incomplete", {"response": response})
+        return ("response.failed", {"response": response})
 
-    def _failed(self, failure: Failure) -> list[tuple[str, dict[str, object]]]:
-        group: list[tuple[str, dict[str, object]]] = []
-        if failure.type != "cancelled":
+    def _write(self, seq: int, group: list[Op]) -> bytes:
+        failure = self._fold.terminal.failure if self._fold.terminal is not None else None
+        if (
+            failure is not None
+            and failure.type != "cancelled"
+            and group[-1][0] == "response.failed"
+        ):
+            # OpenAI's `error` event comes just before response.failed; a cancel,
+            # which the client asked for, has none.
             error = {"type": failure.type, "code": failure.type, "message": failure.message}
-            group.append(("error", {"error": {**error, "param": None}}))
-        group.append(("response.failed", {"response": self._fold.to_object(self._head)}))
-        return group
-
-    # ---- framing ---------------------------------------------------------
-
-    def _write(self, seq: int, group: list[tuple[str, dict[str, object]]]) -> bytes:
+            group.insert(len(group) - 1, ("error", {"error": {**error, "param": None}}))
         blocks: list[bytes] = []
         sid = self._head.stream_id
         last = len(group)

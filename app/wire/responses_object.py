@@ -12,13 +12,13 @@ the terminal event carries no timestamp.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import orjson
 
-from app.core.events import Event, Failure, Usage
+from app.core.events import Failure, Usage
+from app.wire.responses_fold import ResponseFold
 
 Status = Literal["queued", "in_progress", "completed", "failed", "cancelled", "incomplete"]
 RESPONSE_PREFIX = "resp_"
@@ -89,16 +89,12 @@ def stream_id_of(response_id: str) -> str | None:
     return response_id[len(RESPONSE_PREFIX) :]
 
 
-def message_id(stream_id: str, output_index: int) -> str:
-    return f"msg_{stream_id}_{output_index}"
-
-
 def usage_object(usage: Usage) -> dict[str, object]:
     return {
         "input_tokens": usage.input_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens or 0},
         "output_tokens": usage.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens or 0},
         "total_tokens": usage.input_tokens + usage.output_tokens,
     }
 
@@ -116,86 +112,33 @@ _OPENAI_ONLY: dict[str, object] = {
     "safety_identifier": None,
     "service_tier": "default",
 }
-_INCOMPLETE_REASON = {"length": "max_output_tokens", "content_filter": "content_filter"}
+INCOMPLETE_REASON = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
-class ResponseFold:
-    """What a log says about a response so far: output text, end, usage.
-
-    Fed every event of the log in order (`add`). Holds the text as a list of
-    deltas, joined only when an object is built (at the end, or on request).
-    """
-
-    __slots__ = ("_parts", "terminal")
-
-    def __init__(self) -> None:
-        self._parts: list[str] = []
-        self.terminal: Event | None = None
-
-    def add(self, event: Event) -> None:
-        if event.terminal:
-            self.terminal = event
-        elif event.text:
-            self._parts.append(event.text)
-
-    def add_all(self, events: Sequence[Event]) -> None:
-        for event in events:
-            self.add(event)
-
-    @property
-    def has_text(self) -> bool:
-        return bool(self._parts)
-
-    @property
-    def text(self) -> str:
-        return "".join(self._parts)
-
-    def status(self, background: bool) -> Status:
-        terminal = self.terminal
-        if terminal is None:
-            return "queued" if background and not self._parts else "in_progress"
-        if terminal.done is not None:
-            reason = terminal.done.finish_reason
-            return "incomplete" if reason in _INCOMPLETE_REASON else "completed"
-        assert terminal.failure is not None
-        return "cancelled" if terminal.failure.type == "cancelled" else "failed"
-
-    def message_item(self, stream_id: str, item_status: str) -> dict[str, object]:
-        return {
-            "id": message_id(stream_id, 0),
-            "type": "message",
-            "status": item_status,
-            "role": "assistant",
-            "content": [text_part(self.text)] if item_status != "in_progress" else [],
-        }
-
-    def output(self, stream_id: str) -> list[dict[str, object]]:
-        if not self._parts:
-            return []
-        status = self.status(False)
-        item_status = {"completed": "completed", "in_progress": "in_progress"}.get(
-            status, "incomplete"
-        )
-        item = self.message_item(stream_id, item_status)
-        if item_status == "in_progress":  # a snapshot of a running response: the text so far
-            item["content"] = [text_part(self.text)]
-        return [item]
-
-    def to_object(self, head: ResponseHead, *, status: Status | None = None) -> dict[str, object]:
-        status = status or self.status(head.background)
-        terminal = self.terminal
-        usage = terminal.done.usage if terminal is not None and terminal.done else None
-        failure = terminal.failure if terminal is not None else None
-        incomplete: dict[str, object] | None = None
-        if terminal is not None and terminal.done is not None:
-            reason = _INCOMPLETE_REASON.get(terminal.done.finish_reason)
-            incomplete = {"reason": reason} if reason else None
-        output = self.output(head.stream_id) if status not in ("queued",) else []
-        return response_object(head, status, output, usage, failure, incomplete)
+def status_of(fold: ResponseFold, background: bool) -> Status:
+    terminal = fold.terminal
+    if terminal is None:
+        return "queued" if background and not fold.items else "in_progress"
+    if terminal.done is not None:
+        return "incomplete" if terminal.done.finish_reason in INCOMPLETE_REASON else "completed"
+    assert terminal.failure is not None
+    return "cancelled" if terminal.failure.type == "cancelled" else "failed"
 
 
-def text_part(text: str) -> dict[str, object]:
-    return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+def to_object(
+    head: ResponseHead, fold: ResponseFold, *, status: Status | None = None
+) -> dict[str, object]:
+    """The response as the fold has it; `status` overrides the fold's (the preamble's)."""
+    status = status or status_of(fold, head.background)
+    terminal = fold.terminal
+    usage = terminal.done.usage if terminal is not None and terminal.done else None
+    failure = terminal.failure if terminal is not None else None
+    incomplete: dict[str, object] | None = None
+    if terminal is not None and terminal.done is not None:
+        reason = INCOMPLETE_REASON.get(terminal.done.finish_reason)
+        incomplete = {"reason": reason} if reason else None
+    output = [] if status == "queued" else fold.output()
+    return response_object(head, status, output, usage, failure, incomplete)
 
 
 def response_object(

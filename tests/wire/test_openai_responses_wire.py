@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 from app.core.events import Done, Event, Failure, FinishReason, Usage, token
 from app.errors import BadLastEventId
 from app.wire.openai_responses import FROM_START, ResponsesWire, ResumeAt, parse_resume_id
-from app.wire.responses_object import ECHO_FIELDS, ResponseFold, ResponseHead
+from app.wire.responses_fold import ResponseFold
+from app.wire.responses_object import ECHO_FIELDS, ResponseHead, to_object
 from tests.support.sse_parser import SSEEvent, SSEParser
+from tests.support.typed import agent_turn, delta, typed_events
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "upstream"
 SID = "AAAAAAAAAAAAAAAAAAAAAA"
@@ -156,11 +158,61 @@ def test_readers_share_the_bytes_of_a_token() -> None:
 
 
 def test_the_fold_and_the_stream_agree_on_the_response() -> None:
-    events = log_of(["x", "y"])
+    events = [*agent_turn(), Event(10, "done", done=Done("tool_calls", Usage(9, 9), None, None))]
     streamed = payloads(encode(events))[-1]["response"]
-    fold = ResponseFold()
+    fold = ResponseFold(SID)
     fold.add_all(events)
-    assert fold.to_object(head()) == streamed
+    assert to_object(head(), fold) == streamed
+
+
+def test_an_agent_turn_is_reasoning_a_message_and_two_function_calls() -> None:
+    events = [*agent_turn(), Event(10, "done", done=Done("tool_calls", Usage(9, 9), None, None))]
+    body = payloads(encode(events))
+    output = body[-1]["response"]["output"]  # type: ignore[index]
+    assert [item["type"] for item in output] == [
+        "reasoning",
+        "message",
+        "function_call",
+        "function_call",
+    ]
+    assert output[0]["summary"] == [{"type": "summary_text", "text": "The user wants the weather."}]
+    assert output[0]["encrypted_content"] == "EqQBCgIYAhIM1gbcDa9GJwZA2b3h=="
+    assert output[1]["content"][0]["text"] == "Let me check."
+    assert [(i["call_id"], i["name"], i["arguments"]) for i in output[2:]] == [
+        ("call_a", "get_weather", '{"city": "Paris"}'),
+        ("call_b", "get_time", '{"tz": "Europe/Paris"}'),
+    ]
+    kinds = [str(p["type"]) for p in body]
+    assert kinds.count("response.reasoning_summary_text.delta") == 2
+    assert kinds.count("response.function_call_arguments.delta") == 3
+    assert kinds.count("response.function_call_arguments.done") == 2
+    assert kinds.count("response.output_item.done") == 4
+
+
+def test_redacted_thinking_is_a_reasoning_item_with_its_data() -> None:
+    events = [delta(1, "reasoning_redacted", "opaque=="), token(2, "Hi")]
+    events.append(Event(3, "done", done=Done("stop", Usage(1, 1), None, None)))
+    output = payloads(encode(events))[-1]["response"]["output"]  # type: ignore[index]
+    assert output[0] == {
+        "id": f"rs_{SID}_0",
+        "type": "reasoning",
+        "summary": [],
+        "encrypted_content": "opaque==",
+    }
+    assert output[1]["content"][0]["text"] == "Hi"
+
+
+def test_a_refusal_is_a_refusal_part_of_the_message() -> None:
+    events = [delta(1, "refusal", "I can"), delta(2, "refusal", "not.")]
+    events.append(Event(3, "done", done=Done("stop", Usage(1, 2), None, None)))
+    body = payloads(encode(events))
+    assert [p["type"] for p in body if "refusal" in str(p["type"])] == [
+        "response.refusal.delta",
+        "response.refusal.delta",
+        "response.refusal.done",
+    ]
+    output = body[-1]["response"]["output"]  # type: ignore[index]
+    assert output[0]["content"] == [{"type": "refusal", "refusal": "I cannot."}]
 
 
 def test_a_malformed_last_event_id_is_refused() -> None:
@@ -169,30 +221,39 @@ def test_a_malformed_last_event_id_is_refused() -> None:
             parse_resume_id(value)
 
 
-logs = st.tuples(
-    st.lists(st.text(min_size=1, max_size=4), max_size=8),
-    st.sampled_from(["stop", "length", Failure("upstream_error", "x", True)]),
-    st.booleans(),
+ENDS: st.SearchStrategy[FinishReason | Failure] = st.sampled_from(
+    ["stop", "length", Failure("upstream_error", "x", True), Failure("cancelled", "c", False)]
 )
 
 
-@given(logs, st.integers(min_value=-1, max_value=40))
+@st.composite
+def typed_logs(draw: st.DrawFn) -> tuple[list[Event], bool]:
+    """Any typed log with a terminal event, and whether the response is a background one."""
+    events = draw(typed_events()) if draw(st.booleans()) else []
+    end = draw(ENDS)
+    seq = len(events) + 1
+    if isinstance(end, Failure):
+        events.append(Event(seq, "error", failure=end))
+    else:
+        events.append(Event(seq, "done", done=Done(end, Usage(1, seq), None, None)))
+    return events, draw(st.booleans())
+
+
+@given(typed_logs(), st.integers(min_value=-1, max_value=120))
 def test_starting_after_gives_exactly_the_events_after_it(
-    case: tuple[list[str], FinishReason | Failure, bool], after: int
+    case: tuple[list[Event], bool], after: int
 ) -> None:
-    texts, end, background = case
-    events = log_of(texts, end)
+    events, background = case
     everything = payloads(encode(events, background=background))
     rest = payloads(encode(events, ResumeAt(sequence_number=after), background=background))
     assert rest == [p for p in everything if int(str(p["sequence_number"])) > after]
 
 
-@given(logs, st.data())
+@given(typed_logs(), st.data())
 def test_a_cut_at_any_byte_resumes_by_last_event_id_without_loss_or_repeat(
-    case: tuple[list[str], FinishReason | Failure, bool], data: st.DataObject
+    case: tuple[list[Event], bool], data: st.DataObject
 ) -> None:
-    texts, end, background = case
-    events = log_of(texts, end)
+    events, background = case
     body = encode(events, background=background)
     cut = data.draw(st.integers(min_value=0, max_value=len(body)))
     parser = SSEParser()
@@ -204,6 +265,18 @@ def test_a_cut_at_any_byte_resumes_by_last_event_id_without_loss_or_repeat(
         _, at = parse_resume_id(parser.last_event_id)
         rest = payloads(encode(events, at, background=background))
     assert held + rest == payloads(body)
+
+
+@given(typed_logs())
+def test_sequence_numbers_have_no_gaps_and_every_item_closes(
+    case: tuple[list[Event], bool],
+) -> None:
+    events, background = case
+    body = payloads(encode(events, background=background))
+    assert [p["sequence_number"] for p in body] == list(range(len(body)))
+    added = [int(str(p["output_index"])) for p in body if p["type"] == "response.output_item.added"]
+    done = [int(str(p["output_index"])) for p in body if p["type"] == "response.output_item.done"]
+    assert sorted(added) == sorted(done) == list(range(len(added)))
 
 
 def _fixture(name: str) -> bytes:
