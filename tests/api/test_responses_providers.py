@@ -154,8 +154,8 @@ async def test_an_agent_turn_accumulates_in_the_sdk_as_it_is_created() -> None:
         run_sluice(Settings(sim_tps=0), registry) as server,
         openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0) as sdk,
     ):
-        created = await sdk.responses.create(model="sim/agent", input="weather?")
-        async with sdk.responses.stream(model="sim/agent", input="weather?") as stream:
+        created = await sdk.responses.create(model="sim/echo", input="weather?")
+        async with sdk.responses.stream(model="sim/echo", input="weather?") as stream:
             final = await stream.get_final_response()
     assert calls_of(final) == calls_of(created)
     assert calls_of(final) == [
