@@ -93,6 +93,12 @@ class ResponsesWire:
 
     __slots__ = ("_fold", "_head", "_resume", "_sid", "_sn")
 
+    # Strategy: a keep-alive comment line with no blank line after it. The
+    # official SDK's decoder keeps the last `id:` and dispatches a blank line
+    # after a comment as an event with empty data, which it then fails to
+    # parse as JSON; a comment line alone dispatches nothing in any parser.
+    heartbeat = b": ping\n"
+
     def __init__(self, head: ResponseHead, resume: ResumeAt = FROM_START) -> None:
         self._head = head
         self._resume = resume

@@ -78,6 +78,21 @@ async def test_the_streamed_final_response_equals_the_non_streamed_one(
     assert events[-1].type == "response.completed"
 
 
+async def test_heartbeats_between_events_are_ignored_by_the_sdk(
+    server: RunningServer, sdk: openai.AsyncOpenAI, http: httpx.AsyncClient
+) -> None:
+    # tokens come several heartbeat periods of the server (0.05 s) apart
+    slow = {"sim": {"tps": 8}}
+    stream = await sdk.responses.create(
+        model="sim/echo", input="a b c", stream=True, extra_body=slow
+    )
+    assert [e.type async for e in stream][-1] == "response.completed"
+    body = {"model": "sim/echo", "input": "a b c", "stream": True, **slow}
+    raw = (await http.post(f"{server.url}/v1/responses", json=body)).content
+    assert b"\n: ping\n" in raw
+    assert b": ping\n\n" not in raw  # no blank line: the SDK would dispatch an empty event
+
+
 async def test_max_output_tokens_ends_incomplete(sdk: openai.AsyncOpenAI) -> None:
     response = await sdk.responses.create(model="sim/lorem", input="x", max_output_tokens=5)
     assert response.status == "incomplete"
