@@ -46,12 +46,13 @@ from app.wire.responses_object import ResponseHead, Status, to_object
 
 _ALL_PARTS = math.inf
 _EVENT_ID = re.compile(r"(?P<sid>[A-Za-z0-9_-]{16,64}):(?P<seq>\d{1,15})(?:\.(?P<part>\d{1,4}))?")
-_DELTA = (
-    b"event: response.output_text.delta\n"
-    b'data: {"type":"response.output_text.delta","item_id":"%s","output_index":%d,'
-    b'"content_index":%d,"delta":%s,"logprobs":[],"sequence_number":%d}\n'
-    b"id: %s:%d\n\n"
+# One output_text delta block: the prefix is made once per text part.
+_DELTA_PREFIX = (
+    "event: response.output_text.delta\n"
+    'data: {"type":"response.output_text.delta","item_id":"%s","output_index":%d,'
+    '"content_index":%d,"delta":'
 )
+_DELTA_TAIL = b',"logprobs":[],"sequence_number":%d}\nid: %s:%d\n\n'
 
 
 def frame(name: str, data: bytes, event_id: str) -> bytes:
@@ -91,7 +92,7 @@ def parse_resume_id(value: str) -> tuple[str, ResumeAt]:
 class ResponsesWire:
     """One reader's encoder: folds every event of the log, writes those after `resume`."""
 
-    __slots__ = ("_fold", "_head", "_resume", "_sid", "_sn")
+    __slots__ = ("_after", "_fold", "_head", "_prefix", "_resume", "_sid", "_sink", "_sn")
 
     # Strategy: a keep-alive comment line with no blank line after it. The
     # official SDK's decoder keeps the last `id:` and dispatches a blank line
@@ -105,6 +106,9 @@ class ResponsesWire:
         self._sid = head.stream_id.encode()
         self._fold = ResponseFold(head.stream_id)
         self._sn = 0  # the next sequence number
+        self._after = (resume.sequence_number, resume.seq)  # hot path: past the resume point
+        self._sink: list[str] | None = None  # the text part `_prefix` was made for
+        self._prefix = b""
 
     @property
     def fold(self) -> ResponseFold:
@@ -125,17 +129,23 @@ class ResponsesWire:
 
     def encode_event(self, event: Event) -> bytes:
         fold = self._fold
-        if fold.appends_text(event) and not self._resume.skips(self._sn, event.seq, 1):
-            fold.append_text(event.text)
-            sn = self._sn
-            self._sn += 1
+        sink = fold.text_sink
+        sn = self._sn
+        if (
+            sink is not None
+            and event.kind == "token"
+            and sn > self._after[0]
+            and event.seq > self._after[1]
+        ):
+            sink.append(event.text)
+            self._sn = sn + 1
             cached = event.responses
             if cached is None:
-                item = fold.items[-1]
-                head = (item.id.encode(), item.output_index, len(item.parts) - 1)
-                text = orjson.dumps(event.text)
-                cached = _DELTA % (*head, text, sn, self._sid, event.seq)
-                event.responses = cached
+                if sink is not self._sink:
+                    self._sink = sink
+                    self._prefix = (_DELTA_PREFIX % fold.text_where()).encode()
+                tail = _DELTA_TAIL % (sn, self._sid, event.seq)
+                cached = event.responses = self._prefix + orjson.dumps(event.text) + tail
             return cached
         group = fold.add(event)
         if event.terminal:

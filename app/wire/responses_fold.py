@@ -89,7 +89,7 @@ def summary_part(text: str) -> dict[str, object]:
 class ResponseFold:
     """The items a log has built so far, and the terminal event once it came."""
 
-    __slots__ = ("_calls", "_open", "_stream_id", "items", "terminal")
+    __slots__ = ("_calls", "_open", "_stream_id", "items", "terminal", "text_sink")
 
     def __init__(self, stream_id: str) -> None:
         self._stream_id = stream_id
@@ -97,6 +97,9 @@ class ResponseFold:
         self._open: list[Item] = []  # items not closed yet, in output order
         self._calls: dict[int, Item] = {}  # open function calls by tool call index
         self.terminal: Event | None = None
+        # The texts of the open output_text part, while a token would only extend
+        # it: the wire's hot path appends to it without building any op.
+        self.text_sink: list[str] | None = None
 
     # ---- reading ---------------------------------------------------------
 
@@ -114,20 +117,16 @@ class ResponseFold:
     def output(self) -> list[dict[str, object]]:
         return [item.to_dict() for item in self.items]
 
-    def appends_text(self, event: Event) -> bool:
-        """Whether `event` only extends the open output_text part (the hot path)."""
-        if event.kind != "token" or not self._open:
-            return False
-        last = self._open[-1]
-        return last.kind == "message" and last.parts[-1][0] == "output_text"
-
-    def append_text(self, text: str) -> None:
-        self._open[-1].parts[-1][1].append(text)
+    def text_where(self) -> tuple[str, int, int]:
+        """(item id, output index, content index) of the part `text_sink` fills."""
+        item = self._open[-1]
+        return item.id, item.output_index, len(item.parts) - 1
 
     # ---- folding ---------------------------------------------------------
 
     def add(self, event: Event) -> list[Op]:
         kind = event.kind
+        self.text_sink = None
         if kind == "token" or kind == "refusal":
             return self._message_text(_PART_KIND[kind], event.text)
         if kind == "reasoning":
@@ -178,6 +177,8 @@ class ResponseFold:
             where = self._where(item)
             ops.append(("response.content_part.added", {**where, "part": part_dict(part_kind, "")}))
         item.parts[-1][1].append(text)
+        if part_kind == "output_text":
+            self.text_sink = item.parts[-1][1]
         name = (
             "response.output_text.delta" if part_kind == "output_text" else "response.refusal.delta"
         )
