@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 
-from app.api.validation import Limits
+from app.api.messages import Limits
 from app.providers.registry import ProviderRegistry
 from app.resume.base import ResumeStore
 from app.resume.memory import MemoryStore

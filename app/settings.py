@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
+
 
 class SettingsError(ValueError):
     """A setting that cannot be used; raised at start-up, never later."""
@@ -27,6 +29,10 @@ class CompatServer:
     base_url: str
     api_key_env: str | None = None
     models: tuple[str, ...] = ()
+    # "max_tokens" or "max_completion_tokens"; None: by the base URL (see
+    # app.providers.openai.max_tokens_field_for).
+    max_tokens_field: str | None = None
+    vision: bool = True  # False: a request with an image part is refused with a 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,12 +187,19 @@ def _from_toml(path: Path) -> dict[str, object]:
     for name, spec in data.get("providers", {}).items():
         if "base_url" not in spec:
             raise SettingsError(f"provider {name!r} needs a base_url")
+        field_name = spec.get("max_tokens_field")
+        if field_name not in (None, *MAX_TOKENS_FIELDS):
+            raise SettingsError(
+                f"provider {name!r}: max_tokens_field must be one of {MAX_TOKENS_FIELDS}"
+            )
         servers.append(
             CompatServer(
                 name=name,
                 base_url=str(spec["base_url"]),
                 api_key_env=spec.get("api_key_env"),
                 models=tuple(str(m) for m in spec.get("models", ())),
+                max_tokens_field=field_name,
+                vision=bool(spec.get("vision", True)),
             )
         )
     values["compat_servers"] = tuple(servers)

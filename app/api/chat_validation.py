@@ -1,12 +1,11 @@
 """The body of POST /v1/chat/completions to a `ChatCompletion` request. Pure.
 
 Rule: a field that would change the answer is either honoured (passed to
-the provider through `ChatRequest.options`) or refused with a 400 that names
-it; it is never dropped silently. Fields that do not change the answer
-(`user`, `metadata`, `store`, `service_tier`, `stream_options.include_obfuscation`,
-and the tool knobs when they ask for no tools) are accepted: the official
-SDKs and many clients send them by default. Anything else is an unknown
-field, and a 400 names it.
+the provider, translated for it) or refused with a 400 that names it; it is
+never dropped silently. Fields that do not change the answer (`user`,
+`metadata`, `store`, `service_tier`, `stream_options.include_obfuscation`)
+are accepted: the official SDKs and many clients send them by default.
+Anything else is an unknown field, and a 400 names it.
 """
 
 from __future__ import annotations
@@ -14,16 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from app.api.validation import (
-    Limits,
-    parse_max_tokens,
-    parse_messages,
-    parse_model,
-    parse_sim,
-    parse_temperature,
+from app.api.messages import Limits, parse_messages
+from app.api.tools import (
+    parse_parallel_tool_calls,
+    parse_reasoning,
+    parse_response_format,
+    parse_tool_choice,
+    parse_tools,
 )
+from app.api.validation import parse_max_tokens, parse_model, parse_sim, parse_temperature
 from app.errors import InvalidRequest
-from app.providers.base import ChatRequest, Message
+from app.providers.base import ChatRequest
 
 OptionValue = str | int | float | tuple[str, ...]
 
@@ -101,22 +101,15 @@ def _check_n(value: object) -> None:
         raise _unsupported("n", "only one choice per request (n=1)")
 
 
-def _check_tools(data: Mapping[str, object]) -> None:
-    """Tool knobs are accepted only when they ask for no tool at all."""
-    for name in ("tools", "functions"):
-        if data.get(name) not in (None, []):
-            raise _unsupported(name, "tool and function calling are not available")
-    for name in ("tool_choice", "function_call"):
-        if data.get(name) not in (None, "none", "auto"):
-            raise _unsupported(name, "tool and function calling are not available")
-    if data.get("parallel_tool_calls") not in (None, True, False):
-        raise InvalidRequest("'parallel_tool_calls' must be a boolean", param="parallel_tool_calls")
+def _check_legacy_functions(data: Mapping[str, object]) -> None:
+    """The deprecated `functions` / `function_call`: 'tools' says the same."""
+    if data.get("functions") not in (None, []):
+        raise _unsupported("functions", "send the functions as 'tools'")
+    if data.get("function_call") not in (None, "none", "auto"):
+        raise _unsupported("function_call", "send the choice as 'tool_choice'")
 
 
 def _check_output_knobs(data: Mapping[str, object]) -> None:
-    response_format = data.get("response_format")
-    if response_format is not None and response_format != {"type": "text"}:
-        raise _unsupported("response_format", "only plain text ({'type': 'text'}) is produced")
     if data.get("logprobs") not in (None, False):
         raise _unsupported("logprobs", "token log probabilities are not reported")
     if data.get("top_logprobs") is not None:
@@ -182,18 +175,6 @@ def parse_max_completion_tokens(data: Mapping[str, object], limits: Limits) -> i
     return current if current is not None else legacy
 
 
-def parse_chat_messages(value: object, limits: Limits) -> tuple[Message, ...]:
-    """OpenAI's `developer` role is its newer name for `system`."""
-    if isinstance(value, list):
-        value = [
-            {**item, "role": "system"}
-            if isinstance(item, dict) and item.get("role") == "developer"
-            else item
-            for item in value
-        ]
-    return parse_messages(value, limits)
-
-
 def parse_options(data: Mapping[str, object]) -> tuple[tuple[str, OptionValue], ...]:
     return tuple(
         (name, parse(data[name])) for name, parse in _OPTIONS.items() if data.get(name) is not None
@@ -210,15 +191,18 @@ _PARSED = {
     "temperature",
     "n",
     "sim",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "reasoning_effort",
+    "thinking",
+    "think",
     *_OPTIONS,
 }
 _CHECKED = {
-    "tools",
     "functions",
-    "tool_choice",
     "function_call",
-    "parallel_tool_calls",
-    "response_format",
     "logprobs",
     "top_logprobs",
     "logit_bias",
@@ -243,16 +227,22 @@ def parse_chat_completion(data: Mapping[str, object], limits: Limits) -> ChatCom
     """The body of POST /v1/chat/completions, checked field by field."""
     _check_known(data)
     _check_n(data.get("n"))
-    _check_tools(data)
+    _check_legacy_functions(data)
     _check_output_knobs(data)
     _check_ignored(data)
     stream = _bool(data, "stream")
+    tools = parse_tools(data.get("tools"))
     request = ChatRequest(
         model=parse_model(data.get("model")),
-        messages=parse_chat_messages(data.get("messages"), limits),
+        messages=parse_messages(data.get("messages"), limits),
         max_tokens=parse_max_completion_tokens(data, limits),
         temperature=parse_temperature(data.get("temperature")),
         sim=parse_sim(data.get("sim")),
         options=parse_options(data),
+        tools=tools,
+        tool_choice=parse_tool_choice(data.get("tool_choice"), tools),
+        parallel_tool_calls=parse_parallel_tool_calls(data.get("parallel_tool_calls")),
+        response_format=parse_response_format(data.get("response_format")),
+        reasoning=parse_reasoning(data),
     )
     return ChatCompletion(request, stream, parse_include_usage(data, stream))

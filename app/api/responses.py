@@ -28,7 +28,7 @@ from app.api.streams import endpoint, find_stream, last_event_id, services_of
 from app.api.validation import parse_json_object
 from app.core.source import StreamSource
 from app.errors import BadLastEventId, InvalidRequest, NotFound, SluiceError, Unavailable
-from app.providers.base import Message
+from app.providers.base import CalledTool, Message
 from app.resume.responses import ResponseRecord
 from app.services import Services
 from app.sse import is_stream_id
@@ -145,8 +145,21 @@ async def _history(
     if not ended:
         raise InvalidRequest(f"response {previous_id!r} is still in progress", param=param)
     fold = await snapshot(source)
-    answer = (Message("assistant", fold.text),) if fold.text else ()
-    return record.history + answer
+    return record.history + answer_of(fold)
+
+
+def answer_of(fold: ResponseFold) -> tuple[Message, ...]:
+    """A response's output as the assistant turn of the history: its text (or, with
+    none, its refusal) and its function calls. Reasoning is left out, as in the input."""
+    calls = tuple(
+        CalledTool(item.call_id, item.name, "".join(item.arguments))
+        for item in fold.items
+        if item.kind == "function_call"
+    )
+    text = fold.text or fold.refusal
+    if not text and not calls:
+        return ()
+    return (Message("assistant", text, tool_calls=calls),)
 
 
 async def _resume(

@@ -6,35 +6,30 @@ with a 400 that names it, never dropped silently. Fields that do not change
 the answer (`metadata`, `user`, `service_tier`, `prompt_cache_key`,
 `safety_identifier`, `parallel_tool_calls`) are accepted and echoed.
 
-What the request model carries today is text: messages with text parts.
-Images, function tools and function-call items are refused by name until it
-carries them. Reasoning items a client passes back are left out: no
-provider behind this door takes reasoning back through its request type yet.
+The input items and the tool fields are translated in
+app/api/responses_items.py; whether the model's provider honours a feature
+(tools, images, JSON output, reasoning effort) is the registry's check, as for
+every door.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.api.chat_validation import parse_chat_messages
-from app.api.validation import Limits, parse_max_tokens, parse_model, parse_sim, parse_temperature
+from app.api.messages import Limits
+from app.api.responses_items import (
+    parse_input,
+    parse_response_tool_choice,
+    parse_response_tools,
+    parse_text_format,
+)
+from app.api.tools import parse_parallel_tool_calls, parse_reasoning
+from app.api.validation import parse_max_tokens, parse_model, parse_sim, parse_temperature
 from app.errors import InvalidRequest
 from app.providers.base import ChatRequest, Message
 
-_TEXT_PARTS = ("input_text", "output_text", "text")
-_BUILT_IN_TOOLS = (
-    "web_search",
-    "web_search_preview",
-    "file_search",
-    "code_interpreter",
-    "computer_use_preview",
-    "image_generation",
-    "mcp",
-    "local_shell",
-    "shell",
-    "apply_patch",
-)
 _ACCEPTED_STRINGS = ("user", "service_tier", "prompt_cache_key", "safety_identifier")
 KNOWN_FIELDS = frozenset(
     {
@@ -83,8 +78,7 @@ class ResponsesCreate:
         """The request sent upstream: instructions, the earlier turns, this input."""
         system = () if self.instructions is None else (Message("system", self.instructions),)
         messages = system + history + self.request.messages
-        r = self.request
-        return ChatRequest(r.model, messages, r.max_tokens, r.temperature, r.sim, r.options)
+        return dataclasses.replace(self.request, messages=messages)
 
 
 def _unsupported(name: str, why: str) -> InvalidRequest:
@@ -107,84 +101,17 @@ def _optional_string(data: Mapping[str, object], name: str) -> str | None:
     return value
 
 
-def _part_text(part: object, where: str) -> str:
-    if not isinstance(part, dict):
-        raise InvalidRequest(f"'{where}' must be an object", param=where)
-    kind = part.get("type")
-    if kind in _TEXT_PARTS and isinstance(part.get("text"), str):
-        return str(part["text"])
-    if kind == "refusal" and isinstance(part.get("refusal"), str):
-        return str(part["refusal"])
-    if kind in ("input_image", "input_file", "input_audio"):
-        raise _unsupported(where, f"'{kind}' parts are not carried to providers yet; send text")
-    raise InvalidRequest(f"'{where}' has unknown part type {kind!r}", param=where)
-
-
-def _message_content(content: object, where: str) -> str:
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise InvalidRequest(f"'{where}' must be a string or a list of parts", param=where)
-    return "".join(_part_text(part, f"{where}[{j}]") for j, part in enumerate(content))
-
-
-def _item(item: object, where: str) -> dict[str, object] | None:
-    """One input item as a chat message dict; None for an item that is left out."""
-    if not isinstance(item, dict):
-        raise InvalidRequest(f"'{where}' must be an object", param=where)
-    kind = item.get("type", "message")
-    if kind == "message":
-        return {"role": item.get("role"), "content": _message_content(item.get("content"), where)}
-    if kind == "reasoning":
-        return None  # left out: see the module docstring
-    if kind in ("function_call", "function_call_output"):
-        raise _unsupported(where, f"'{kind}' items need function tools, not available yet")
-    raise InvalidRequest(f"'{where}' has unsupported item type {kind!r}", param=where)
-
-
-def parse_input(value: object, limits: Limits) -> tuple[Message, ...]:
-    if isinstance(value, str):
-        return parse_chat_messages([{"role": "user", "content": value}], limits)
-    if not isinstance(value, list) or not value:
-        raise InvalidRequest("'input' is required: a string or a list of items", param="input")
-    items = [_item(item, f"input[{i}]") for i, item in enumerate(value)]
-    messages = [item for item in items if item is not None]
-    if not messages:
-        raise InvalidRequest("'input' holds no message", param="input")
-    return parse_chat_messages(messages, limits)
-
-
-def _check_tools(data: Mapping[str, object]) -> None:
-    tools = data.get("tools")
-    if tools not in (None, []):
-        if not isinstance(tools, list):
-            raise InvalidRequest("'tools' must be a list", param="tools")
-        kinds = [t.get("type") if isinstance(t, dict) else None for t in tools]
-        built_in = sorted({str(k) for k in kinds if k in _BUILT_IN_TOOLS})
-        if built_in:
-            raise _unsupported("tools", f"built-in OpenAI tools {built_in} run only at OpenAI")
-        raise _unsupported("tools", "function tools are not available yet")
-    if data.get("tool_choice") not in (None, "auto", "none"):
-        raise _unsupported("tool_choice", "no tool can be called")
+def _check_tool_knobs(data: Mapping[str, object]) -> None:
     if data.get("max_tool_calls") is not None:
-        raise _unsupported("max_tool_calls", "no tool can be called")
+        raise _unsupported(
+            "max_tool_calls", "a cap on tool calls cannot be passed to every provider"
+        )
 
 
 def _check_output_knobs(data: Mapping[str, object]) -> None:
     reasoning = data.get("reasoning")
-    if reasoning is not None:
-        if not isinstance(reasoning, dict):
-            raise InvalidRequest("'reasoning' must be an object", param="reasoning")
-        if reasoning.get("effort") is not None:
-            raise _unsupported("reasoning.effort", "reasoning controls are not passed on yet")
-    text = data.get("text")
-    if text is not None:
-        if not isinstance(text, dict):
-            raise InvalidRequest("'text' must be an object", param="text")
-        if text.get("format") not in (None, {"type": "text"}):
-            raise _unsupported("text.format", "only plain text ({'type': 'text'}) is produced")
-        if text.get("verbosity") not in (None, "medium"):
-            raise _unsupported("text.verbosity", "verbosity cannot be passed to every provider")
+    if reasoning is not None and not isinstance(reasoning, dict):
+        raise InvalidRequest("'reasoning' must be an object", param="reasoning")
     if data.get("include") not in (None, []):
         raise _unsupported("include", "no optional output is produced")
     if data.get("truncation") not in (None, "disabled"):
@@ -232,10 +159,15 @@ def _top_p(value: object) -> float | None:
     return value
 
 
+def _effort(data: Mapping[str, object]) -> object:
+    reasoning = data.get("reasoning")
+    return reasoning.get("effort") if isinstance(reasoning, dict) else None
+
+
 def parse_responses_create(data: Mapping[str, object], limits: Limits) -> ResponsesCreate:
     """The body of POST /v1/responses, checked field by field."""
     _check_known(data)
-    _check_tools(data)
+    _check_tool_knobs(data)
     _check_output_knobs(data)
     store = _bool(data, "store", True)
     background = _bool(data, "background", False)
@@ -244,6 +176,11 @@ def parse_responses_create(data: Mapping[str, object], limits: Limits) -> Respon
     max_tokens = parse_max_tokens(data.get("max_output_tokens"), limits, name="max_output_tokens")
     temperature = parse_temperature(data.get("temperature"))
     top_p = _top_p(data.get("top_p"))
+    tools = parse_response_tools(data.get("tools"))
+    try:
+        reasoning = parse_reasoning({"reasoning_effort": _effort(data)})
+    except InvalidRequest as exc:
+        raise InvalidRequest(exc.message, param="reasoning.effort") from None
     request = ChatRequest(
         model=parse_model(data.get("model")),
         messages=parse_input(data.get("input"), limits),
@@ -251,24 +188,42 @@ def parse_responses_create(data: Mapping[str, object], limits: Limits) -> Respon
         temperature=temperature,
         sim=parse_sim(data.get("sim")),
         options=() if top_p is None else (("top_p", top_p),),
+        tools=tools,
+        tool_choice=parse_response_tool_choice(data.get("tool_choice"), tools),
+        parallel_tool_calls=parse_parallel_tool_calls(data.get("parallel_tool_calls")),
+        response_format=parse_text_format(data.get("text")),
+        reasoning=reasoning,
     )
+    return ResponsesCreate(
+        request,
+        _optional_string(data, "instructions"),
+        _bool(data, "stream", False),
+        background,
+        store,
+        _optional_string(data, "previous_response_id"),
+        _echo(data, request, store),
+    )
+
+
+def _echo(
+    data: Mapping[str, object], request: ChatRequest, store: bool
+) -> tuple[tuple[str, object], ...]:
+    """The request fields the response repeats, as the client sent them (defaults filled)."""
     reasoning = data.get("reasoning")
     summary = reasoning.get("summary") if isinstance(reasoning, dict) else None
-    previous = _optional_string(data, "previous_response_id")
-    instructions = _optional_string(data, "instructions")
-    echo: tuple[tuple[str, object], ...] = (
-        ("instructions", instructions),
-        ("max_output_tokens", max_tokens),
-        ("parallel_tool_calls", _bool(data, "parallel_tool_calls", True)),
-        ("previous_response_id", previous),
-        ("reasoning", {"effort": None, "summary": summary}),
+    text = data.get("text")
+    text_format = text.get("format") if isinstance(text, dict) else None
+    return (
+        ("instructions", data.get("instructions")),
+        ("max_output_tokens", request.max_tokens),
+        ("parallel_tool_calls", data.get("parallel_tool_calls") is not False),
+        ("previous_response_id", data.get("previous_response_id")),
+        ("reasoning", {"effort": _effort(data), "summary": summary}),
         ("store", store),
-        ("temperature", temperature),
-        ("text", {"format": {"type": "text"}}),
+        ("temperature", request.temperature),
+        ("text", {"format": text_format or {"type": "text"}}),
         ("tool_choice", data.get("tool_choice") or "auto"),
-        ("tools", []),
-        ("top_p", top_p),
+        ("tools", data.get("tools") or []),
+        ("top_p", request.option("top_p")),
         ("metadata", _metadata(data.get("metadata"))),
     )
-    stream = _bool(data, "stream", False)
-    return ResponsesCreate(request, instructions, stream, background, store, previous, echo)

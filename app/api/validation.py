@@ -7,19 +7,19 @@ problem, and whose `param` is the field's name.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import orjson
 
+from app.api.messages import Limits, parse_messages
+from app.api.tools import (
+    parse_parallel_tool_calls,
+    parse_reasoning,
+    parse_response_format,
+    parse_tool_choice,
+    parse_tools,
+)
 from app.errors import InvalidRequest
-from app.providers.base import ROLES, ChatRequest, Message, SimOptions
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_tokens_cap: int = 32_768
-    max_messages: int = 1024
-    max_total_chars: int = 1_000_000
+from app.providers.base import ChatRequest, Message, SimOptions
 
 
 def parse_json_object(body: bytes) -> dict[str, object]:
@@ -50,62 +50,6 @@ def parse_model(value: object) -> str:
     return value
 
 
-def _content(value: object, index: int) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):  # OpenAI content parts: only text parts are accepted
-        texts = []
-        for part in value:
-            if not (isinstance(part, dict) and part.get("type") == "text"):
-                raise InvalidRequest(
-                    f"messages[{index}].content: only text parts are supported",
-                    param=f"messages[{index}].content",
-                )
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise InvalidRequest(
-                    f"messages[{index}].content: a text part needs a string 'text'",
-                    param=f"messages[{index}].content",
-                )
-            texts.append(text)
-        return "".join(texts)
-    raise InvalidRequest(
-        f"messages[{index}].content must be a string", param=f"messages[{index}].content"
-    )
-
-
-def parse_messages(value: object, limits: Limits) -> tuple[Message, ...]:
-    if not isinstance(value, list) or not value:
-        raise InvalidRequest(
-            "'messages' is required: a non-empty list of {role, content}", param="messages"
-        )
-    if len(value) > limits.max_messages:
-        raise InvalidRequest(
-            f"'messages' has {len(value)} entries; the cap is {limits.max_messages}",
-            param="messages",
-        )
-    messages = []
-    total = 0
-    for i, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise InvalidRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
-        role = item.get("role")
-        if role not in ROLES:
-            raise InvalidRequest(
-                f"messages[{i}].role must be one of {', '.join(ROLES)}; got {str(role)[:40]!r}",
-                param=f"messages[{i}].role",
-            )
-        content = _content(item.get("content"), i)
-        total += len(content)
-        messages.append(Message(role, content))
-    if total > limits.max_total_chars:
-        raise InvalidRequest(
-            f"the messages hold {total} characters; the cap is {limits.max_total_chars}",
-            param="messages",
-        )
-    return tuple(messages)
-
-
 def parse_max_tokens(value: object, limits: Limits, name: str = "max_tokens") -> int | None:
     if value is None:
         return None
@@ -125,7 +69,15 @@ def parse_temperature(value: object) -> float | None:
     return float(value)  # type: ignore[arg-type]
 
 
-_SIM_FIELDS = {"tps": float, "ttft_ms": float, "fail_after": int, "stall_after": int}
+_SIM_FIELDS = {
+    "tps": float,
+    "ttft_ms": float,
+    "fail_after": int,
+    "stall_after": int,
+    "reasoning": int,
+    "tool_calls": int,
+    "fragment": int,
+}
 
 
 def parse_sim(value: object) -> SimOptions | None:
@@ -153,7 +105,20 @@ def _sim_value(name: str, value: object) -> float | int | None:
     return kind(value)  # type: ignore[no-any-return]
 
 
-_STREAM_FIELDS = {"model", "messages", "max_tokens", "temperature", "sim"}
+_STREAM_FIELDS = {
+    "model",
+    "messages",
+    "max_tokens",
+    "temperature",
+    "sim",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "reasoning_effort",
+    "thinking",
+    "think",
+}
 
 
 def parse_stream_request(data: Mapping[str, object], limits: Limits) -> ChatRequest:
@@ -164,12 +129,18 @@ def parse_stream_request(data: Mapping[str, object], limits: Limits) -> ChatRequ
             f"unknown fields {sorted(unknown)[:10]}; known: {sorted(_STREAM_FIELDS)}",
             param=sorted(unknown)[0],
         )
+    tools = parse_tools(data.get("tools"))
     return ChatRequest(
         model=parse_model(data.get("model")),
         messages=parse_messages(data.get("messages"), limits),
         max_tokens=parse_max_tokens(data.get("max_tokens"), limits),
         temperature=parse_temperature(data.get("temperature")),
         sim=parse_sim(data.get("sim")),
+        tools=tools,
+        tool_choice=parse_tool_choice(data.get("tool_choice"), tools),
+        parallel_tool_calls=parse_parallel_tool_calls(data.get("parallel_tool_calls")),
+        response_format=parse_response_format(data.get("response_format")),
+        reasoning=parse_reasoning(data),
     )
 
 

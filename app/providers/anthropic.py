@@ -22,19 +22,18 @@ import httpx2
 from anthropic.types import MessageParam
 
 from app.errors import UpstreamError
+from app.providers import anthropic_request
 from app.providers.anthropic_events import MessageEventParser
-from app.providers.base import ChatRequest, Chunk
+from app.providers.base import IMAGE_FEATURES, TOOL_FEATURES, ChatRequest, Chunk
 from app.providers.edge import CONNECT_TIMEOUT_S, TRANSPORT_ERRORS, status_error, transport_error
 from app.providers.sse_decode import SSEDecoder
-
-# Anthropic requires max_tokens; this is used when the client gave none.
-DEFAULT_MAX_TOKENS = 1024
-_PASSTHROUGH = ("top_p", "top_k")
 
 
 class AnthropicProvider:
     # `user` does not change the answer; the rest have no Anthropic equivalent.
-    accepts = frozenset((*_PASSTHROUGH, "stop", "user"))
+    accepts = frozenset(("top_p", "top_k", "stop", "user", "reasoning_effort", "thinking")) | (
+        TOOL_FEATURES | IMAGE_FEATURES
+    )
 
     def __init__(
         self,
@@ -57,44 +56,22 @@ class AnthropicProvider:
         )
 
     @staticmethod
-    def _extra(request: ChatRequest) -> dict[str, object]:
-        extra: dict[str, object] = {}
-        if request.temperature is not None:
-            extra["temperature"] = request.temperature
-        for key in _PASSTHROUGH:
-            value = request.option(key)
-            if value is not None:
-                extra[key] = value
-        stop = request.option("stop")
-        if stop is not None:
-            extra["stop_sequences"] = [stop] if isinstance(stop, str) else stop
-        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
-        if system:
-            extra["system"] = system
-        return extra
+    def check(request: ChatRequest) -> None:
+        anthropic_request.check(request)
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Chunk]:
         if self._missing_key:
             raise UpstreamError(f"{self.name}: no API key configured", code="missing_api_key")
-        # Anthropic knows only user and assistant turns; a tool result without
-        # its tool_use id can only travel as user text.
-        messages = cast(
-            "list[MessageParam]",
-            [
-                {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
-                for m in request.messages
-                if m.role != "system"
-            ],
-        )
+        messages = cast("list[MessageParam]", anthropic_request.messages(request))
         decoder = SSEDecoder()
         parser = MessageEventParser(self.name)
         with self._translated():
             async with self._client.messages.with_streaming_response.create(
                 model=model,
-                max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
+                max_tokens=anthropic_request.max_tokens(request),
                 messages=messages,
                 stream=True,
-                extra_body=self._extra(request),
+                extra_body=anthropic_request.extra_body(request),
             ) as response:
                 async for piece in response.iter_bytes():
                     for event in decoder.feed(piece):

@@ -15,11 +15,13 @@ import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
 
-from app.core.events import FinishReason, Usage
+from app.core.events import FinishReason, ToolCall, Usage
 from app.errors import UpstreamError
-from app.providers.base import ChatRequest, Chunk
+from app.providers.arguments import arguments_object
+from app.providers.base import JSON_FEATURES, ChatRequest, Chunk, Message
 from app.providers.edge import CONNECT_TIMEOUT_S, TRANSPORT_ERRORS, status_error, transport_error
 from app.providers.openai_chunks import parse_json
+from app.providers.openai_request import tool_body
 from app.providers.sse_decode import NDJSONDecoder
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
@@ -34,7 +36,40 @@ def host_url(host: str | None) -> str:
     return host if "://" in host else f"http://{host}"
 
 
+# OpenAI's reasoning_effort as Ollama's think levels.
+_THINK = {"none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high"}
+
+
+def _message(message: Message, names: dict[str, str]) -> dict[str, object]:
+    body: dict[str, object] = {"role": message.role, "content": message.content}
+    if message.images:  # Ollama takes base64 only: URLs were refused before
+        body["images"] = [url.partition(",")[2] for url in message.images]
+    if message.tool_calls:
+        body["tool_calls"] = [
+            {"function": {"name": c.name, "arguments": arguments_object(c.arguments, "tool_calls")}}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        body["tool_name"] = message.name or names.get(message.tool_call_id, "")
+    return body
+
+
+def _extras(request: ChatRequest, body: dict[str, object]) -> None:
+    if request.tools:
+        body["tools"] = [tool_body(t) for t in request.tools]
+    fmt = request.response_format
+    if fmt is not None:
+        schema = fmt.json_schema.get("schema") if fmt.json_schema is not None else None
+        body["format"] = schema if schema is not None else "json"
+    reasoning = request.reasoning
+    if reasoning is not None and reasoning.think is not None:
+        body["think"] = reasoning.think
+    elif reasoning is not None and reasoning.effort is not None:
+        body["think"] = _THINK.get(reasoning.effort, "high")
+
+
 def request_body(request: ChatRequest, model: str) -> dict[str, object]:
+    names = {c.id: c.name for m in request.messages for c in m.tool_calls}
     options: dict[str, object] = {}
     if request.max_tokens is not None:
         options["num_predict"] = request.max_tokens
@@ -46,22 +81,30 @@ def request_body(request: ChatRequest, model: str) -> dict[str, object]:
             options[key] = [value] if key == "stop" and isinstance(value, str) else value
     body: dict[str, object] = {
         "model": model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [_message(m, names) for m in request.messages],
         "stream": True,
     }
+    _extras(request, body)
     if options:
         body["options"] = options
     return body
 
 
 class ChatLineParser:
-    """One `/api/chat` NDJSON line at a time -> text chunk, final chunk, or error."""
+    """One `/api/chat` NDJSON line at a time -> its deltas, final chunk, or error.
 
-    __slots__ = ("done", "provider")
+    `message.thinking` is reasoning; `message.tool_calls` come whole, each one
+    line's call with `arguments` as a JSON object: a call's start, then its
+    arguments serialized as one fragment. Ollama says `done_reason: "stop"`
+    after tool calls; the finish reason is then `tool_calls`, as Ollama's own
+    OpenAI-compatible endpoint reports it."""
+
+    __slots__ = ("calls", "done", "provider")
 
     def __init__(self, provider: str) -> None:
         self.provider = provider
         self.done = False
+        self.calls = 0
 
     def feed(self, line: bytes) -> list[Chunk]:
         obj = parse_json(line, self.provider)
@@ -69,15 +112,43 @@ class ChatLineParser:
         if error is not None:
             raise UpstreamError(f"{self.provider}: {error}", retryable=True)
         message = obj.get("message")
-        text = message.get("content") if isinstance(message, dict) else None
-        chunks = [Chunk(text=text)] if isinstance(text, str) and text else []
+        chunks: list[Chunk] = []
+        if isinstance(message, dict):
+            thinking = message.get("thinking")
+            if isinstance(thinking, str) and thinking:
+                chunks.append(Chunk(thinking, kind="reasoning"))
+            text = message.get("content")
+            if isinstance(text, str) and text:
+                chunks.append(Chunk(text=text))
+            calls = message.get("tool_calls")
+            if isinstance(calls, list):
+                for call in calls:
+                    if isinstance(call, dict):
+                        chunks += self._call(call)
         if obj.get("done") is True:
             self.done = True
             chunks.append(self._final(obj))
         return chunks
 
-    @staticmethod
-    def _final(obj: dict[str, object]) -> Chunk:
+    def _call(self, call: dict[str, object]) -> list[Chunk]:
+        index = self.calls
+        self.calls += 1
+        function = call.get("function")
+        function = function if isinstance(function, dict) else {}
+        call_id, name = call.get("id"), function.get("name")
+        start = ToolCall(
+            index,
+            call_id if isinstance(call_id, str) and call_id else f"call_{index}",
+            name if isinstance(name, str) else "",
+        )
+        arguments = function.get("arguments", {})
+        text = arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode()
+        return [
+            Chunk(kind="tool_call", call=start),
+            Chunk(text, kind="tool_call_delta", call_index=index),
+        ]
+
+    def _final(self, obj: dict[str, object]) -> Chunk:
         reason = obj.get("done_reason")
         prompt, evals = obj.get("prompt_eval_count"), obj.get("eval_count")
         # The counts are omitted when zero (Go's omitempty).
@@ -86,6 +157,8 @@ class ChatLineParser:
             output_tokens=evals if isinstance(evals, int) else 0,
         )
         finish = _DONE.get(reason, "stop") if isinstance(reason, str) else "stop"
+        if finish == "stop" and self.calls:
+            finish = "tool_calls"
         return Chunk(finish_reason=finish, usage=usage)
 
     def check_complete(self) -> None:
@@ -94,7 +167,19 @@ class ChatLineParser:
 
 
 class OllamaProvider:
-    accepts = frozenset((*_OPTIONS, "user"))  # `user` does not change the answer
+    # `user` does not change the answer. Ollama has no tool_choice, cannot
+    # forbid parallel calls and fetches no image URL: those are refused.
+    accepts = frozenset(
+        (*_OPTIONS, "user", "tools", "images", "think", "reasoning_effort", *JSON_FEATURES)
+    )
+
+    @staticmethod
+    def check(request: ChatRequest) -> None:
+        for i, message in enumerate(request.messages):
+            for j, call in enumerate(message.tool_calls):
+                arguments_object(
+                    call.arguments, f"messages[{i}].tool_calls[{j}].function.arguments"
+                )
 
     def __init__(self, name: str = "ollama", *, host: str | None = None) -> None:
         self.name = name

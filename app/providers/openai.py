@@ -30,13 +30,18 @@ import orjson
 from aiohttp.connector import AddrInfoType
 
 from app.errors import UpstreamError
-from app.providers.base import ChatRequest, Chunk
+from app.providers.base import (
+    IMAGE_FEATURES,
+    JSON_FEATURES,
+    TOOL_FEATURES,
+    ChatRequest,
+    Chunk,
+)
 from app.providers.edge import CONNECT_TIMEOUT_S, status_error, transport_error
 from app.providers.openai_chunks import ChatChunkParser
+from app.providers.openai_request import PASSTHROUGH, request_body
 from app.providers.sse_decode import SSEDataDecoder
 
-# Request options passed through when the client set them: they change the answer.
-PASSTHROUGH = ("top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "user")
 NO_KEY = "sluice-no-key"  # local servers ignore the key, but the SDK wants one
 # Strategy: aiohttp keeps reading an upstream into its buffer until it holds
 # twice this many bytes. While a slow client holds the producer back, that
@@ -95,11 +100,27 @@ def sdk_headers(client: openai.AsyncOpenAI) -> dict[str, str]:
     }
 
 
+OPENAI_HOST = "api.openai.com"
+
+
+def max_tokens_field_for(base_url: str | None) -> str:
+    """api.openai.com wants `max_completion_tokens` (its reasoning models reject
+    `max_tokens`); every other server gets `max_tokens`, the only one most
+    compatible servers know (llama.cpp ignores the other and runs past the
+    limit). No base URL means the SDK's default, OpenAI itself."""
+    if base_url is None:
+        return "max_completion_tokens"
+    host = urlsplit(base_url).hostname or ""
+    return "max_completion_tokens" if host == OPENAI_HOST else "max_tokens"
+
+
+# Everything a compatible server may honour is passed on; the server decides.
+FEATURES = TOOL_FEATURES | IMAGE_FEATURES | JSON_FEATURES | {"reasoning_effort", "message_name"}
+
+
 class OpenAIProvider:
-    accepts = frozenset(PASSTHROUGH)
-    """`max_tokens_field`: api.openai.com wants `max_completion_tokens` (its
-    reasoning models reject `max_tokens`); compatible servers mostly know
-    only `max_tokens`."""
+    """`max_tokens_field`: None chooses by the base URL (`max_tokens_field_for`);
+    `vision`: False refuses image parts (a server that would ignore them)."""
 
     def __init__(
         self,
@@ -107,34 +128,20 @@ class OpenAIProvider:
         *,
         api_key: str | None,
         base_url: str | None = None,
-        max_tokens_field: str = "max_tokens",
+        max_tokens_field: str | None = None,
+        vision: bool = True,
     ) -> None:
         self.name = name
+        features = FEATURES if vision else FEATURES - IMAGE_FEATURES
+        self.accepts = frozenset(PASSTHROUGH) | features
         self._missing_key = api_key is None
-        self._max_tokens_field = max_tokens_field
+        self._max_tokens_field = max_tokens_field or max_tokens_field_for(base_url)
         sdk = openai.AsyncOpenAI(api_key=api_key or NO_KEY, base_url=base_url, max_retries=0)
         self._sdk = sdk
         self._url = str(sdk.base_url.join("chat/completions"))
         self._headers = sdk_headers(sdk)
         self._proxy = env_proxy(self._url)
         self._session: aiohttp.ClientSession | None = None  # made in the loop that uses it
-
-    def _body(self, request: ChatRequest, model: str) -> dict[str, object]:
-        extra: dict[str, object] = {
-            "model": model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if request.max_tokens is not None:
-            extra[self._max_tokens_field] = request.max_tokens
-        if request.temperature is not None:
-            extra["temperature"] = request.temperature
-        for key in PASSTHROUGH:
-            value = request.option(key)
-            if value is not None:
-                extra[key] = value
-        return extra
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Chunk]:
         if self._missing_key:
@@ -145,7 +152,7 @@ class OpenAIProvider:
             response = await self._session.post(
                 self._url,
                 # Not kept in a local: orjson's bytes hold ~4 KB, for as long as the stream.
-                data=orjson.dumps(self._body(request, model)),
+                data=orjson.dumps(request_body(request, model, self._max_tokens_field)),
                 headers=self._headers,
                 proxy=self._proxy,
                 allow_redirects=False,  # as the SDK: a redirect is an error to report
@@ -159,8 +166,7 @@ class OpenAIProvider:
                 raise await self._status_error(response)
             async for piece in response.content.iter_any():
                 for data in decoder.feed(piece):
-                    chunk = parser.feed(data)
-                    if chunk is not None:
+                    for chunk in parser.feed(data):
                         yield chunk
                     if parser.done:
                         break

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import orjson
 
-from app.core.events import FinishReason, Usage
+from app.core.events import FinishReason, ToolCall, Usage
 from app.errors import UpstreamError, UpstreamRateLimited
 from app.providers.base import Chunk
 
@@ -54,6 +54,12 @@ def stream_error(error: object, provider: str) -> UpstreamError:
     return UpstreamError(message, retryable=retryable, code=code if isinstance(code, str) else None)
 
 
+def _count(value: object, details: str, key: str) -> int | None:
+    inner = value.get(details) if isinstance(value, dict) else None
+    count = inner.get(key) if isinstance(inner, dict) else None
+    return count if isinstance(count, int) else None
+
+
 def _usage(value: object) -> Usage | None:
     if not isinstance(value, dict):
         return None
@@ -61,29 +67,42 @@ def _usage(value: object) -> Usage | None:
     completion = value.get("completion_tokens")
     if not isinstance(prompt, int) or not isinstance(completion, int):
         return None
-    return Usage(input_tokens=prompt, output_tokens=completion)
+    return Usage(
+        input_tokens=prompt,
+        output_tokens=completion,
+        cached_tokens=_count(value, "prompt_tokens_details", "cached_tokens"),
+        reasoning_tokens=_count(value, "completion_tokens_details", "reasoning_tokens"),
+    )
+
+
+_NONE: tuple[Chunk, ...] = ()
 
 
 class ChatChunkParser:
-    """Turns each event's data into at most one text `Chunk`, and the end of
-    the stream into the one final `Chunk` (or a truncation error).
+    """Turns each event's data into the deltas it holds (text, reasoning,
+    refusal, tool call starts and argument fragments), and the end of the
+    stream into the one final `Chunk` (or a truncation error).
 
     Strategy: the finish reason arrives before the usage chunk, so the final
     `Chunk` is only built at `[DONE]` or at the end of the body, by `finish()`.
+    Tool calls are numbered in the order they start, whatever index the
+    upstream gives them; an id repeated on later fragments (some servers do)
+    starts nothing new.
     """
 
-    __slots__ = ("_finish", "_provider", "_usage", "done")
+    __slots__ = ("_calls", "_finish", "_provider", "_usage", "done")
 
     def __init__(self, provider: str) -> None:
         self._provider = provider
         self._finish: FinishReason | None = None
         self._usage: Usage | None = None
+        self._calls: dict[int, int] = {}  # the upstream's index -> ours
         self.done = False
 
-    def feed(self, data: bytes) -> Chunk | None:
+    def feed(self, data: bytes) -> tuple[Chunk, ...]:
         if data == DONE:
             self.done = True
-            return None
+            return _NONE
         obj = parse_json(data, self._provider)
         # Strategy: a content delta is nearly every event; read it with the
         # fewest lookups, and let anything else take the general path.
@@ -92,12 +111,13 @@ class ChatChunkParser:
             choice = choices[0]
             if type(choice) is dict and choice.get("finish_reason") is None:
                 delta = choice.get("delta")
-                if type(delta) is dict and "error" not in obj and obj.get("usage") is None:
+                if type(delta) is dict and len(delta) == 1 and obj.get("usage") is None:
                     text = delta.get("content")
-                    return Chunk(text) if type(text) is str and text else None
+                    if type(text) is str and "error" not in obj:
+                        return (Chunk(text),) if text else _NONE
         return self._general(obj)
 
-    def _general(self, obj: dict[str, object]) -> Chunk | None:
+    def _general(self, obj: dict[str, object]) -> tuple[Chunk, ...]:
         if "error" in obj and obj["error"] is not None:
             raise stream_error(obj["error"], self._provider)
         usage = _usage(obj.get("usage"))
@@ -105,18 +125,58 @@ class ChatChunkParser:
             self._usage = usage
         choices = obj.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return None
+            return _NONE
         return self._choice(choices[0])
 
-    def _choice(self, choice: dict[str, object]) -> Chunk | None:
+    def _choice(self, choice: dict[str, object]) -> tuple[Chunk, ...]:
         reason = choice.get("finish_reason")
         if isinstance(reason, str):
             self._finish = _FINISH.get(reason, "stop")
         delta = choice.get("delta")
-        text = delta.get("content") if isinstance(delta, dict) else None
+        if not isinstance(delta, dict):
+            return _NONE
+        chunks: list[Chunk] = []
+        # vLLM, DeepSeek and llama.cpp say reasoning_content; OpenRouter and Ollama reasoning.
+        reasoning = delta.get("reasoning_content")
+        if not isinstance(reasoning, str) or not reasoning:
+            reasoning = delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            chunks.append(Chunk(reasoning, kind="reasoning"))
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            chunks.append(Chunk(refusal, kind="refusal"))
+        text = delta.get("content")
         if isinstance(text, str) and text:
-            return Chunk(text=text)
-        return None
+            chunks.append(Chunk(text))
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            for position, call in enumerate(calls):
+                if isinstance(call, dict):
+                    self._tool_call(call, position, chunks)
+        return tuple(chunks)
+
+    def _tool_call(self, call: dict[str, object], position: int, into: list[Chunk]) -> None:
+        upstream = call.get("index")
+        key = upstream if isinstance(upstream, int) else position
+        function = call.get("function")
+        function = function if isinstance(function, dict) else {}
+        ours = self._calls.get(key)
+        if ours is None:
+            ours = self._calls[key] = len(self._calls)
+            call_id, name = call.get("id"), function.get("name")
+            into.append(
+                Chunk(
+                    kind="tool_call",
+                    call=ToolCall(
+                        ours,
+                        call_id if isinstance(call_id, str) and call_id else f"call_{ours}",
+                        name if isinstance(name, str) else "",
+                    ),
+                )
+            )
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            into.append(Chunk(arguments, kind="tool_call_delta", call_index=ours))
 
     def finish(self) -> Chunk:
         """The final chunk; UpstreamError if the stream never said it finished."""

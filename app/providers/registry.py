@@ -59,7 +59,6 @@ class ProviderRegistry:
                 "openai",
                 api_key=env.get("OPENAI_API_KEY") or None,
                 base_url=env.get("OPENAI_BASE_URL") or None,
-                max_tokens_field="max_completion_tokens",
             ),
             "anthropic": AnthropicProvider(
                 api_key=env.get("ANTHROPIC_API_KEY") or None,
@@ -120,4 +119,10 @@ class ProviderRegistry:
 def _compat(server: CompatServer, env: Mapping[str, str]) -> OpenAIProvider:
     # A local server usually needs no key; the SDK still wants a string.
     key = env.get(server.api_key_env) if server.api_key_env else None
-    return OpenAIProvider(server.name, api_key=key or NO_KEY, base_url=server.base_url)
+    return OpenAIProvider(
+        server.name,
+        api_key=key or NO_KEY,
+        base_url=server.base_url,
+        max_tokens_field=server.max_tokens_field,
+        vision=server.vision,
+    )

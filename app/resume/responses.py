@@ -18,14 +18,14 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.errors import Unavailable
-from app.providers.base import Message
+from app.providers.base import CalledTool, Message
 from app.redis_client import bounded_client
 from app.wire.responses_object import ResponseHead
 
@@ -45,16 +45,38 @@ class ResponseRecord:
                 "head": orjson.loads(self.head.to_json()),
                 "owner": self.owner,
                 "store": self.store,
-                "history": [[m.role, m.content] for m in self.history],
+                "history": [_message_json(m) for m in self.history],
             }
         )
 
     @classmethod
     def from_json(cls, raw: bytes) -> ResponseRecord:
         data = orjson.loads(raw)
-        history = tuple(Message(role, content) for role, content in data["history"])
+        history = tuple(_message_of(m) for m in data["history"])
         head = ResponseHead.from_json(orjson.dumps(data["head"]))
         return cls(head, data["owner"], data["store"], history)
+
+
+def _message_json(message: Message) -> dict[str, object]:
+    return {
+        "role": message.role,
+        "content": message.content,
+        "tool_calls": [[c.id, c.name, c.arguments] for c in message.tool_calls],
+        "tool_call_id": message.tool_call_id,
+        "images": list(message.images),
+        "name": message.name,
+    }
+
+
+def _message_of(data: dict[str, Any]) -> Message:
+    return Message(
+        role=data["role"],
+        content=data["content"],
+        tool_calls=tuple(CalledTool(*call) for call in data["tool_calls"]),
+        tool_call_id=data["tool_call_id"],
+        images=tuple(data["images"]),
+        name=data["name"],
+    )
 
 
 class ResponseRecords(Protocol):

@@ -155,11 +155,27 @@ class Generations:
         self._expiry.clear()
 
 
+_FEATURE_NAMES = {
+    "images": "image input",
+    "image_urls": "images by URL (send them as data: URLs)",
+    "message_name": "participant names",
+    "json_object": "response_format json_object",
+    "json_schema": "response_format json_schema",
+}
+
+
 def _check_options(request: ChatRequest, targets: tuple[Target, ...]) -> None:
-    """Refuse, before anything starts, an option some target would drop."""
-    for name, _ in request.options:
+    """Refuse, before anything starts, an option or feature some target would drop."""
+    for feature, param in request.features():
         for target in targets:
-            if name not in target.provider.accepts:
+            if feature not in target.provider.accepts:
+                what = _FEATURE_NAMES.get(feature)
+                because = f" ({what})" if what else ""
                 raise InvalidRequest(
-                    f"'{name}' is not supported by {target.public_name}", param=name
+                    f"'{param}'{because} is not supported by {target.public_name}",
+                    param=param,
                 )
+    for target in targets:
+        check = getattr(target.provider, "check", None)  # what only that provider refuses
+        if check is not None:
+            check(request)

@@ -114,6 +114,16 @@ class ResponseFold:
             if kind == "output_text"
         )
 
+    @property
+    def refusal(self) -> str:
+        return "".join(
+            "".join(texts)
+            for item in self.items
+            if item.kind == "message"
+            for kind, texts in item.parts
+            if kind == "refusal"
+        )
+
     def output(self) -> list[dict[str, object]]:
         return [item.to_dict() for item in self.items]
 

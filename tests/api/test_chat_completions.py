@@ -193,8 +193,24 @@ async def test_unknown_model_is_the_sdks_not_found_error(sdk: openai.AsyncOpenAI
     ("extra", "param"),
     [
         ({"n": 2}, "n"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": "{}"}}]},
+            "tools[0].function.parameters",
+        ),
         ({"response_format": {"type": "json_object"}}, "response_format"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}
+                        ],
+                    }
+                ]
+            },
+            "messages[0].content",
+        ),
         ({"logprobs": True}, "logprobs"),
         ({"frobnicate": True}, "frobnicate"),
     ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.api.chat_validation import parse_chat_completion
-from app.api.validation import Limits
+from app.api.messages import Limits
 from app.errors import InvalidRequest
 from app.providers.base import Message, SimOptions
 
@@ -72,6 +72,10 @@ def test_developer_role_is_the_system_role() -> None:
     assert chat.request.messages[0] == Message("system", "be brief")
 
 
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+
+
 def test_harmless_sdk_fields_are_accepted_and_change_nothing() -> None:
     chat = parse_chat_completion(
         body(
@@ -98,14 +102,71 @@ def test_harmless_sdk_fields_are_accepted_and_change_nothing() -> None:
     [
         ({"n": 2}, "n"),
         ({"n": True}, "n"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({"tools": [{"type": "function", "function": {"name": "f g"}}]}, "tools[0].function.name"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": []}}]},
+            "tools[0].function.parameters",
+        ),
+        (
+            {
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {"name": "f", "parameters": {"type": "string"}},
+                    }
+                ]
+            },
+            "tools[0].function.parameters.type",
+        ),
+        ({"tools": [{"type": "retrieval"}]}, "tools[0].type"),
+        ({"tools": [TOOL, TOOL]}, "tools"),
+        (
+            {"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "g"}}},
+            "tool_choice",
+        ),
         ({"functions": [{"name": "f"}]}, "functions"),
         ({"tool_choice": "required"}, "tool_choice"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"type": "xml"}}, "response_format"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+            "response_format.json_schema.schema",
+        ),
+        ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 10}}, "thinking.budget_tokens"),
+        ({"think": "very"}, "think"),
+        ({"messages": [{"role": "tool", "content": "42"}]}, "messages[0].tool_call_id"),
+        (
+            {"messages": [{"role": "user", "content": "hi", "tool_call_id": "x"}]},
+            "messages[0].tool_call_id",
+        ),
+        ({"messages": [{"role": "assistant", "content": None}]}, "messages[0].content"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f"}}],
+                    }
+                ]
+            },
+            "messages[0].tool_calls[0].function.arguments",
+        ),
+        ({"messages": [{"role": "system", "content": [IMAGE]}]}, "messages[0].content[0]"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}],
+                    }
+                ]
+            },
+            "messages[0].content[0].image_url",
+        ),
         ({"logprobs": True}, "logprobs"),
         ({"top_logprobs": 2}, "top_logprobs"),
         ({"logit_bias": {"50256": -100}}, "logit_bias"),
-        ({"reasoning_effort": "low"}, "reasoning_effort"),
         ({"frobnicate": 1}, "frobnicate"),
         ({"stream": "yes"}, "stream"),
         ({"stream_options": {"include_usage": True}}, "stream_options"),

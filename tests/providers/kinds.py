@@ -13,6 +13,7 @@ from app.providers.anthropic import AnthropicProvider
 from app.providers.base import ChatRequest, Message, Provider
 from app.providers.ollama import OllamaProvider
 from app.providers.openai import NO_KEY, OpenAIProvider
+from tests.support.fake_upstreams import FakeUpstream, Request, fixture
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +80,8 @@ KINDS = (
         _openai,
         "gpt-4o",
         (
-            Case("openai-chat-stream.sse", OPENAI_TEXT, "stop", Usage(14, 30)),
-            Case("openai-chat-stream-include-usage-2025.sse", "", "length", Usage(12, 100)),
+            Case("openai-chat-stream.sse", OPENAI_TEXT, "stop", Usage(14, 30, None, 0)),
+            Case("openai-chat-stream-include-usage-2025.sse", "", "length", Usage(12, 100, 0, 100)),
             Case("openai-chat-stream-no-usage-2025.sse", OPENAI_2025_TEXT, "stop", None),
         ),
         "openai-chat-stream-error.sse",
@@ -103,7 +104,7 @@ KINDS = (
                 "anthropic-messages-stream-recorded.sse",
                 ANTHROPIC_RECORDED_TEXT,
                 "stop",
-                Usage(43, 282),
+                Usage(43, 282, cached_tokens=0),
             ),
         ),
         "anthropic-stream-error.sse",
@@ -140,3 +141,15 @@ def chat_request(**options: object) -> ChatRequest:
         temperature=0.5,
         options=tuple(options.items()),
     )
+
+
+async def sent(kind_name: str, request: ChatRequest) -> Request:
+    """What a provider sends upstream for `request` (its first fixture answers)."""
+    kind = next(k for k in KINDS if k.name == kind_name)
+    async with FakeUpstream(fixture(kind.cases[0].fixture)) as upstream:
+        provider = kind.make(upstream.base_url)
+        try:
+            _ = [c async for c in provider.stream(request, kind.model)]
+        finally:
+            await provider.aclose()
+    return upstream.requests[0]

@@ -16,7 +16,7 @@ from tests.providers.kinds import chat_request
 
 def openai_run(*events: bytes) -> list[Chunk]:
     parser = ChatChunkParser("vllm")
-    chunks = [c for e in events if (c := parser.feed(e)) is not None]
+    chunks = [c for e in events for c in parser.feed(e)]
     return [*chunks, parser.finish()]
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from app.errors import NotFound, UpstreamError
-from app.providers.anthropic import DEFAULT_MAX_TOKENS
+from app.providers.anthropic_request import DEFAULT_MAX_TOKENS
 from app.providers.base import ChatRequest, Message
 from app.providers.openai import env_proxy
 from app.providers.registry import ProviderRegistry
 from app.settings import CompatServer, Settings
-from tests.providers.kinds import KINDS, chat_request
-from tests.support.fake_upstreams import FakeUpstream, Request, fixture
+from tests.providers.kinds import chat_request, sent
+from tests.support.fake_upstreams import FakeUpstream, fixture
 
 SETTINGS = Settings(
     compat_servers=(
@@ -67,17 +67,6 @@ async def test_compat_server_gets_its_key_from_the_named_env_var() -> None:
     assert chunks[-1].finish_reason == "stop"
     assert upstream.requests[0].headers["authorization"] == "Bearer secret-1"
     assert upstream.requests[0].path == "/v1/chat/completions"
-
-
-async def sent(kind_name: str, request: ChatRequest) -> Request:
-    kind = next(k for k in KINDS if k.name == kind_name)
-    async with FakeUpstream(fixture(kind.cases[0].fixture)) as upstream:
-        provider = kind.make(upstream.base_url)
-        try:
-            _ = [c async for c in provider.stream(request, kind.model)]
-        finally:
-            await provider.aclose()
-    return upstream.requests[0]
 
 
 async def test_openai_request_asks_for_usage_and_passes_options_through() -> None:

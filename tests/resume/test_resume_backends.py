@@ -124,3 +124,35 @@ async def test_unknown_streams_are_404_on_every_backend(
     assert missing.status_code == 404
     gone = await client.delete(f"{topology.read_url}/v1/streams/AAAAAAAAAAAAAAAAAAAAAA")
     assert gone.status_code == 404
+
+
+TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+
+
+@pytest.mark.parametrize("k", [2, 5, 9, 13])
+async def test_a_cut_inside_a_tool_calls_arguments_resumes_exactly(
+    topology: Topology, client: httpx.AsyncClient, k: int
+) -> None:
+    """Reasoning (events 1-3), then two calls whose arguments come in 3-character
+    fragments: every k lands inside the typed events, most inside arguments."""
+    sim = {"tps": 200, "reasoning": 3, "tool_calls": 2, "fragment": 3}
+    sid = await create(client, topology.create_url, model="sim/echo", tools=[TOOL], sim=sim)
+    first = await read_sse(client, f"{topology.create_url}/v1/streams/{sid}", stop_after=k)
+    received = first.events[:k]
+    headers = {"Last-Event-ID": received[-1].id or ""}
+    rest = await read_sse(client, f"{topology.read_url}/v1/streams/{sid}", headers=headers)
+    events = received + rest.events
+    reference = await read_sse(client, f"{topology.create_url}/v1/streams/{sid}")
+    assert [(e.id, e.event, e.data) for e in events] == [
+        (e.id, e.event, e.data) for e in reference.events
+    ]
+    kinds = [e.event for e in events]
+    assert kinds[:4] == ["reasoning", "reasoning", "reasoning", "tool_call"]
+    assert kinds.count("tool_call") == 2
+    assert kinds[-1] == "done"
+    arguments = "".join(
+        json.loads(e.data)["arguments"]
+        for e in events
+        if e.event == "tool_call_delta" and json.loads(e.data)["index"] == 1
+    )
+    assert json.loads(arguments) == {"input": "hi", "call": 1}
