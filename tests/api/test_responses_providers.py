@@ -24,7 +24,7 @@ from tests.api.test_responses import essentials
 from tests.providers.kinds import KIND_IDS, KINDS, OPENAI_TEXT, Kind
 from tests.providers.test_conformance import _stalled
 from tests.providers.test_end_to_end import wiring
-from tests.support.fake_upstreams import FakeUpstream, fixture
+from tests.support.fake_upstreams import FakeUpstream, Reply, fixture
 from tests.support.server import run_sluice
 
 CUTS_PER_CASE = 3
@@ -54,28 +54,71 @@ def random_cuts(seed: int) -> Callable[[bytes], list[bytes]]:
     return split
 
 
+def projection(response: Response) -> list[tuple[object, ...]]:
+    """What the SDK holds of each output item, whatever class it built it as."""
+    items: list[tuple[object, ...]] = []
+    for item in response.output:
+        if item.type == "message":
+            parts = [
+                (p.type, p.text if p.type == "output_text" else p.refusal) for p in item.content
+            ]
+            items.append(("message", item.status, parts))
+        elif item.type == "reasoning":
+            items.append(("reasoning", [s.text for s in item.summary], item.encrypted_content))
+        elif item.type == "function_call":
+            items.append(("function_call", item.call_id, item.name, item.arguments))
+    return items
+
+
+async def both_ways(kind: Kind, reply: Reply) -> tuple[Response, Response]:
+    """(created, streamed-and-accumulated) for the same upstream reply."""
+    async with FakeUpstream(reply) as upstream:
+        settings, env, model = wiring(kind, upstream.base_url)
+        async with (
+            run_sluice(settings, registry_for(settings, env)) as server,
+            openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0) as sdk,
+        ):
+            created = await sdk.responses.create(model=model, input="Hello?")
+            async with sdk.responses.stream(model=model, input="Hello?") as stream:
+                return created, await final_of(stream)
+
+
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
 async def test_the_streamed_response_equals_the_created_one_for_every_cut(kind: Kind) -> None:
     for case in kind.cases:
         for seed in range(CUTS_PER_CASE):
             reply = fixture(case.fixture, split=random_cuts(seed))
-            async with FakeUpstream(reply) as upstream:
-                settings, env, model = wiring(kind, upstream.base_url)
-                async with (
-                    run_sluice(settings, registry_for(settings, env)) as server,
-                    openai.AsyncOpenAI(
-                        base_url=f"{server.url}/v1", api_key="x", max_retries=0
-                    ) as sdk,
-                ):
-                    created = await sdk.responses.create(model=model, input="Hello?")
-                    async with sdk.responses.stream(model=model, input="Hello?") as stream:
-                        final = await final_of(stream)
+            created, final = await both_ways(kind, reply)
             assert essentials(final) == essentials(created)
+            assert projection(final) == projection(created)
             assert final.output_text == case.text
             if case.usage is not None:
                 assert final.usage is not None
                 assert final.usage.input_tokens == case.usage.input_tokens
                 assert final.usage.output_tokens == case.usage.output_tokens
+
+
+KIND = {kind.name: kind for kind in KINDS}
+TYPED = [
+    ("openai", "openai-chat-stream-tool-calls.sse", "function_call"),
+    ("openai", "openai-chat-stream-refusal.sse", "message"),
+    ("anthropic", "anthropic-messages-stream-parallel-tools.sse", "function_call"),
+    ("anthropic", "anthropic-messages-stream-redacted-thinking.sse", "reasoning"),
+    ("anthropic", "anthropic-messages-stream-recorded.sse", "reasoning"),
+    ("ollama", "ollama-chat-stream-tool-calls.ndjson", "function_call"),
+    ("compat", "openai-compat-stream-reasoning-content.sse", "reasoning"),
+]
+
+
+@pytest.mark.parametrize(("kind", "name", "item"), TYPED, ids=[t[1] for t in TYPED])
+async def test_typed_answers_accumulate_alike_for_every_cut(
+    kind: str, name: str, item: str
+) -> None:
+    for seed in range(CUTS_PER_CASE):
+        created, final = await both_ways(KIND[kind], fixture(name, split=random_cuts(seed)))
+        assert projection(final) == projection(created)
+        assert essentials(final) == essentials(created)
+        assert item in [entry[0] for entry in projection(final)]
 
 
 async def test_a_chain_of_three_turns_sends_the_whole_history_upstream() -> None:
