@@ -9,11 +9,12 @@ import asyncio
 import itertools
 import random
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import openai
 import pytest
 from openai.lib.streaming.responses import AsyncResponseStream
-from openai.types.responses import Response
+from openai.types.responses import FunctionToolParam, Response, ResponseInputItemParam
 
 from app.core.events import ToolCall, Usage
 from app.providers.base import ChatRequest, Chunk
@@ -212,3 +213,56 @@ async def test_an_agent_turn_accumulates_in_the_sdk_as_it_is_created() -> None:
     assert [s.text for s in reasoning.summary] == ["The user wants the weather."]
     assert final.usage is not None
     assert final.usage.output_tokens_details.reasoning_tokens == 4
+
+
+TOOLS: list[FunctionToolParam] = [
+    {
+        "type": "function",
+        "name": "GetWeatherArgs",
+        "parameters": {"type": "object"},
+        "strict": False,
+    },
+    {
+        "type": "function",
+        "name": "get_stock_price",
+        "parameters": {"type": "object"},
+        "strict": False,
+    },
+]
+
+
+async def test_a_tool_round_trip_sends_the_calls_and_their_outputs_upstream() -> None:
+    replies = (fixture("openai-chat-stream-tool-calls.sse"), fixture("openai-chat-stream.sse"))
+    async with FakeUpstream(*replies) as upstream:
+        settings, env, model = wiring(KINDS[0], upstream.base_url)
+        async with (
+            run_sluice(settings, registry_for(settings, env)) as server,
+            openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0) as sdk,
+        ):
+            first = await sdk.responses.create(model=model, input="weather?", tools=TOOLS)
+            calls = [item for item in first.output if item.type == "function_call"]
+            outputs: list[ResponseInputItemParam] = [
+                {"type": "function_call_output", "call_id": call.call_id, "output": f"ok {i}"}
+                for i, call in enumerate(calls)
+            ]
+            second = await sdk.responses.create(
+                model=model, input=outputs, previous_response_id=first.id, tools=TOOLS
+            )
+        sent: list[dict[str, Any]] = [request.json() for request in upstream.requests]
+    assert [c.name for c in calls] == ["GetWeatherArgs", "get_stock_price"]
+    assert second.output_text == OPENAI_TEXT
+    assert [t["function"]["name"] for t in sent[1]["tools"]] == [
+        "GetWeatherArgs",
+        "get_stock_price",
+    ]
+    history = sent[1]["messages"]
+    assert isinstance(history, list)
+    assert [m["role"] for m in history] == ["user", "assistant", "tool", "tool"]
+    assert [c["id"] for c in history[1]["tool_calls"]] == [c.call_id for c in calls]
+    assert [c["function"]["arguments"] for c in history[1]["tool_calls"]] == [
+        c.arguments for c in calls
+    ]
+    assert [(m["tool_call_id"], m["content"]) for m in history[2:]] == [
+        (calls[0].call_id, "ok 0"),
+        (calls[1].call_id, "ok 1"),
+    ]
