@@ -191,4 +191,6 @@ def parse_text_format(text: object) -> ResponseFormat | None:
     try:
         return parse_response_format(spec)
     except InvalidRequest as exc:
-        raise InvalidRequest(exc.message, param="text.format") from None
+        message = exc.message.replace("response_format.json_schema", "text.format")
+        message = message.replace("response_format", "text.format")
+        raise InvalidRequest(message, param="text.format") from None

@@ -180,7 +180,8 @@ def parse_responses_create(data: Mapping[str, object], limits: Limits) -> Respon
     try:
         reasoning = parse_reasoning({"reasoning_effort": _effort(data)})
     except InvalidRequest as exc:
-        raise InvalidRequest(exc.message, param="reasoning.effort") from None
+        message = exc.message.replace("reasoning_effort", "reasoning.effort")
+        raise InvalidRequest(message, param="reasoning.effort") from None
     request = ChatRequest(
         model=parse_model(data.get("model")),
         messages=parse_input(data.get("input"), limits),
