@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from app.api import anthropic_door, chat, count_tokens, health, models, streams
+from app.api import anthropic_door, chat, count_tokens, health, models, responses, streams
 from app.errors import MethodNotAllowed, NotFound, SluiceError
 from app.observability import metrics
 from app.observability.context import RequestContext
@@ -48,6 +48,10 @@ def _routes() -> list[Route]:
         Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
         Route("/v1/messages", anthropic_door.create_message, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens.count_tokens, methods=["POST"]),
+        Route("/v1/responses", responses.create_response, methods=["POST"]),
+        Route("/v1/responses/{response_id}", responses.retrieve_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", responses.delete_response, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/cancel", responses.cancel_response, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/", _demo_page, methods=["GET", "HEAD"]),
     ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 
 from app.api.messages import Limits
@@ -10,6 +11,7 @@ from app.providers.registry import ProviderRegistry
 from app.resume.base import ResumeStore
 from app.resume.memory import MemoryStore
 from app.resume.redis_streams import RedisStore
+from app.resume.responses import MemoryRecords, RedisRecords, ResponseRecords
 from app.security.auth import Auth
 from app.security.limits import MemorySlots, RedisSlots, StreamSlots
 from app.settings import Settings
@@ -26,8 +28,11 @@ class Services:
     auth: Auth
     limits: Limits
     slots: StreamSlots
+    responses: ResponseRecords
     draining: bool = False
     release: Release = field(default_factory=Release)  # shutdown: responses let go
+    # One per Responses run (not per token): gives the record its TTL when the run ends.
+    _kept: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def build(cls, settings: Settings, providers: ProviderRegistry | None = None) -> Services:
@@ -46,7 +51,14 @@ class Services:
             auth=Auth(settings),
             limits=Limits(settings.max_tokens_cap, settings.max_messages, settings.max_total_chars),
             slots=slots,
+            responses=_records(settings),
         )
+
+    def keep(self, work: Coroutine[object, object, None]) -> None:
+        """Run `work` in the background, held until it ends (the loop keeps only weak refs)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._kept.add(task)
+        task.add_done_callback(self._kept.discard)
 
     async def start(self) -> None:
         """Start background work in the serving loop; a store that is not ready is
@@ -61,6 +73,9 @@ class Services:
 
     async def aclose(self) -> None:
         await self.generations.close()
+        if self._kept:  # the runs have ended: their records get their TTL
+            await asyncio.wait(list(self._kept), timeout=2.0)
+        await self.responses.aclose()
         await self.slots.aclose()  # after the generations: their ends give slots back
         await self.providers.aclose()
         await self.store.aclose()
@@ -71,6 +86,12 @@ def _store(settings: Settings) -> ResumeStore:
     if settings.redis_url:
         return RedisStore(settings, settings.redis_url)
     return MemoryStore()
+
+
+def _records(settings: Settings) -> ResponseRecords:
+    if settings.redis_url:
+        return RedisRecords(settings.redis_url, settings.resume_ttl_s)
+    return MemoryRecords(settings.resume_ttl_s)
 
 
 def _canceller(generations: Generations) -> Callable[[str], None]:

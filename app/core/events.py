@@ -107,6 +107,7 @@ class Event:
     failure: Failure | None = None
     native: bytes | None = None  # cache: app.wire.native
     openai: bytes | None = None  # cache: app.wire.openai (delta events only)
+    responses: bytes | None = None  # cache: app.wire.openai_responses (token events only)
     index: int = 0
     call: ToolCall | None = None
 

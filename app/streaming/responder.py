@@ -29,9 +29,8 @@ RELEASE_STATE = "sluice.release"  # lifespan-state key of the process's `Release
 
 class Wire(Protocol):
     """An encoding. A wire whose clients reconnect by themselves with
-    Last-Event-ID (EventSource) says so with a true `reconnects` attribute; a
-    wire whose heartbeat is not the `: ping` comment gives its bytes as a
-    `heartbeat` attribute."""
+    Last-Event-ID (EventSource) says so with a true `reconnects` attribute;
+    one that needs another keep-alive than `: ping` names it in `heartbeat`."""
 
     def preamble(self) -> bytes: ...
 
@@ -159,12 +158,12 @@ async def _pump(
     blocked = 0.0
     sent = 0
     clock = time.perf_counter
+    heartbeat: bytes = getattr(wire, "heartbeat", PING)
     try:
         preamble = wire.preamble()
         if preamble:
             await send({"type": "http.response.body", "body": preamble, "more_body": True})
             sent += len(preamble)
-        ping: bytes = getattr(wire, "heartbeat", PING)
         iterator = source.follow(after, heartbeat_s)
         async with contextlib.aclosing(iterator):
             while not delivery.released:  # ends with the source, or at shutdown
@@ -175,7 +174,7 @@ async def _pump(
                     break
                 finally:
                     delivery.waiting = False
-                body = wire.encode(batch) if batch else ping
+                body = wire.encode(batch) if batch else heartbeat
                 t0 = clock()
                 try:
                     await send({"type": "http.response.body", "body": body, "more_body": True})
