@@ -31,10 +31,10 @@ from app.errors import (
     UpstreamTimeout,
 )
 from app.services import Services
-from app.sse import parse_event_id
+from app.sse import EventId, parse_event_id
 from app.streaming.events import Event, Failure
 from app.streaming.responder import respond
-from app.streaming.source import StreamSource, resume_point
+from app.streaming.source import StreamSource, open_stream
 from app.wire.openai import OpenAIWire, completion_body, error_body
 
 # A failed generation's HTTP status for a non-streaming request, by wire type.
@@ -73,7 +73,7 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
         raise Unavailable("the gateway is shutting down; retry on another instance")
     generation = await services.generations.start(chat.request, identity)
     if chat.stream:
-        await _stream(scope, receive, send, services, generation, 0, chat)
+        await _stream(scope, receive, send, services, generation, None, chat)
     else:
         await _complete(receive, send, generation)
 
@@ -87,12 +87,12 @@ async def _resume(
     resume: str,
     identity: str,
 ) -> None:
-    stream_id, after = parse_event_id(resume)
+    start = parse_event_id(resume)
     if not chat.stream:
         raise BadLastEventId(
             "Last-Event-ID resumes a stream; it needs 'stream': true", param="Last-Event-ID"
         )
-    source = await find_stream(services, stream_id, identity)
+    source = await find_stream(services, start.stream_id, identity)
     if source.meta.model != chat.request.model:
         # A retry carries the original body: another model means another request.
         raise BadLastEventId(
@@ -100,7 +100,7 @@ async def _resume(
             f"but the body asks for {chat.request.model!r}",
             param="Last-Event-ID",
         )
-    await _stream(scope, receive, send, services, source, after, chat)
+    await _stream(scope, receive, send, services, source, start, chat)
 
 
 async def _stream(
@@ -109,16 +109,17 @@ async def _stream(
     send: Send,
     services: Services,
     source: StreamSource,
-    after: int,
+    start: EventId | None,
     chat: ChatCompletion,
 ) -> None:
-    point = await resume_point(source, after)
-    if point is None:
+    wire = OpenAIWire(source.meta, include_usage=chat.include_usage)
+    heartbeat_s = services.settings.heartbeat_s
+    opening = await open_stream(source, wire, start, heartbeat_s)
+    if opening is None:
         await send_empty(send, 204)
         return
-    wire = OpenAIWire(source.meta, include_usage=chat.include_usage)
     delivery = await respond(
-        scope, receive, send, source, point, wire, services.settings.heartbeat_s
+        scope, receive, send, source.meta.stream_id, opening, wire, heartbeat_s
     )
     services.generations.record(source, delivery)
 

@@ -15,9 +15,9 @@ from app.api.http import header, query_params, read_body, send_empty, send_error
 from app.api.validation import parse_json_object, parse_oneshot_query, parse_stream_request
 from app.errors import BadLastEventId, NotFound, SluiceError, Unavailable
 from app.services import Services
-from app.sse import is_stream_id, parse_event_id
+from app.sse import EventId, is_stream_id, parse_event_id
 from app.streaming.responder import respond
-from app.streaming.source import StreamSource, resume_point
+from app.streaming.source import StreamSource, open_stream
 from app.wire.native import NativeWire
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -66,15 +66,21 @@ async def find_stream(services: Services, stream_id: str, identity: str) -> Stre
 
 
 async def stream_events(
-    scope: Scope, receive: Receive, send: Send, services: Services, source: StreamSource, after: int
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    services: Services,
+    source: StreamSource,
+    start: EventId | None,
 ) -> None:
-    point = await resume_point(source, after)
-    if point is None:
+    wire = NativeWire(source.meta.stream_id, services.settings.retry_ms)
+    heartbeat_s = services.settings.heartbeat_s
+    opening = await open_stream(source, wire, start, heartbeat_s)
+    if opening is None:
         await send_empty(send, 204)
         return
-    wire = NativeWire(source.meta.stream_id, services.settings.retry_ms)
     delivery = await respond(
-        scope, receive, send, source, point, wire, services.settings.heartbeat_s
+        scope, receive, send, source.meta.stream_id, opening, wire, heartbeat_s
     )
     services.generations.record(source, delivery)
 
@@ -104,15 +110,15 @@ async def get_stream(scope: Scope, receive: Receive, send: Send) -> None:
     stream_id: str = scope["path_params"]["stream_id"]
     identity = services.auth.identify(scope, stream_id)
     source = await find_stream(services, stream_id, identity)
-    after = 0
+    start = None
     resume = last_event_id(scope)
     if resume is not None:
-        named, after = parse_event_id(resume)
-        if named != stream_id:
+        start = parse_event_id(resume)
+        if start.stream_id != stream_id:
             raise BadLastEventId(
                 "Last-Event-ID names another stream than the URL", param="Last-Event-ID"
             )
-    await stream_events(scope, receive, send, services, source, after)
+    await stream_events(scope, receive, send, services, source, start)
 
 
 @endpoint
@@ -130,14 +136,14 @@ async def oneshot_stream(scope: Scope, receive: Receive, send: Send) -> None:
     services = services_of(scope)
     resume = last_event_id(scope)
     if resume is not None:
-        stream_id, after = parse_event_id(resume)
-        identity = services.auth.identify(scope, stream_id)
-        source = await find_stream(services, stream_id, identity)
-        await stream_events(scope, receive, send, services, source, after)
+        start = parse_event_id(resume)
+        identity = services.auth.identify(scope, start.stream_id)
+        source = await find_stream(services, start.stream_id, identity)
+        await stream_events(scope, receive, send, services, source, start)
         return
     identity = services.auth.identify(scope)
     request = parse_oneshot_query(query_params(scope), services.limits)
     if services.draining:
         raise Unavailable("the gateway is shutting down; retry on another instance")
     generation = await services.generations.start(request, identity)
-    await stream_events(scope, receive, send, services, generation, 0)
+    await stream_events(scope, receive, send, services, generation, None)

@@ -1,13 +1,14 @@
-"""The native SSE encoding (docs/api.md, native streams), one block per event."""
+"""The native SSE encoding (native streams), one block per event. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import orjson
 
-from app.sse import encode_retry
-from app.streaming.events import Done, Event, Failure
+from app.sse import EventId, frame
+from app.streaming.events import Done, Event, EventKind, Failure
+from app.wire.framing import Block, FramedWire
+
+_KINDS: dict[EventKind, bytes] = {"token": b"token", "done": b"done", "error": b"error"}
 
 
 def done_payload(done: Done) -> dict[str, object]:
@@ -28,42 +29,40 @@ def failure_payload(failure: Failure) -> dict[str, object]:
     }
 
 
-def encode(event: Event, stream_id: str) -> bytes:
-    cached = event.native
-    if cached is not None:
-        return cached
-    if event.kind == "token":
-        payload = orjson.dumps({"text": event.text})
-    elif event.done is not None:
-        payload = orjson.dumps(done_payload(event.done))
-    else:
-        assert event.failure is not None
-        payload = orjson.dumps(failure_payload(event.failure))
-    # orjson escapes every control character, so the payload is a single data line.
-    encoded = b"id: %s:%d\nevent: %s\ndata: %s\n\n" % (
-        stream_id.encode(),
-        event.seq,
-        event.kind.encode(),
-        payload,
-    )
-    event.native = encoded
-    return encoded
+class NativeWire(FramedWire):
+    """Native `text/event-stream` for EventSource: one block per event, opened
+    by `retry:` with the id the response starts from (`<stream_id>:0` when it
+    starts fresh), so a client cut before the first token still holds an id
+    naming this stream and reconnects to it rather than starting another."""
 
-
-class NativeWire:
-    """Native `text/event-stream` for EventSource: `retry:` first, then events."""
-
+    __slots__ = ("_retry",)
     reconnects = True  # EventSource resumes by itself: shutdown may release its responses
 
     def __init__(self, stream_id: str, retry_ms: int) -> None:
-        self._stream_id = stream_id
-        self._retry = encode_retry(retry_ms)
+        super().__init__(stream_id)
+        self._retry = retry_ms
 
-    def preamble(self) -> bytes:
-        return self._retry
+    def opening(self, start: EventId | None) -> bytes:
+        # A resumed response restates the id it resumes after: the client holds it already.
+        held = self.framer.id(0) if start is None else str(start).encode()
+        return frame(held, retry=self._retry)
 
-    def encode(self, events: Sequence[Event]) -> bytes:
-        sid = self._stream_id
-        if len(events) == 1:
-            return encode(events[0], sid)
-        return b"".join([encode(e, sid) for e in events])
+    def blocks(self, event: Event) -> tuple[Block]:
+        return (Block(self._payload(event), _KINDS[event.kind]),)
+
+    def encode_event(self, event: Event) -> bytes:
+        # The bytes depend only on the stream: every reader shares them.
+        cached = event.native
+        if cached is None:
+            cached = event.native = self.framer.block(event.seq, self.blocks(event)[0])
+        return cached
+
+    @staticmethod
+    def _payload(event: Event) -> bytes:
+        # orjson escapes every control character, so the payload is a single data line.
+        if event.kind == "token":
+            return orjson.dumps({"text": event.text})
+        if event.done is not None:
+            return orjson.dumps(done_payload(event.done))
+        assert event.failure is not None
+        return orjson.dumps(failure_payload(event.failure))
