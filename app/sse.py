@@ -2,9 +2,9 @@
 
 An event id is `<stream_id>:<seq>` or `<stream_id>:<seq>.<part>`; the stream
 id is URL-safe base64 (no colon), so the last colon splits the two. `frame`
-writes every block of every wire, with `id:` last. Text is split into several `data:`
-lines at every line terminator the SSE spec knows (\\r\\n, \\r, \\n), which
-is what a spec-conformant parser joins back with \\n.
+writes every block of every wire, with `id:` last. Text is split into several
+`data:` lines at every line terminator the SSE spec knows (\\r\\n, \\r, \\n),
+which is what a spec-conformant parser joins back with \\n.
 """
 
 from __future__ import annotations

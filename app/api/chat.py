@@ -113,14 +113,11 @@ async def _stream(
     chat: ChatCompletion,
 ) -> None:
     wire = OpenAIWire(source.meta, include_usage=chat.include_usage)
-    heartbeat_s = services.settings.heartbeat_s
-    opening = await open_stream(source, wire, start, heartbeat_s)
+    opening = await open_stream(source, wire, start, services.settings.heartbeat_s)
     if opening is None:
         await send_empty(send, 204)
         return
-    delivery = await respond(
-        scope, receive, send, source.meta.stream_id, opening, wire, heartbeat_s
-    )
+    delivery = await respond(scope, receive, send, source.meta.stream_id, opening, wire)
     services.generations.record(source, delivery)
 
 

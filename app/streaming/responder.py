@@ -97,7 +97,6 @@ async def respond(
     stream_id: str,
     opening: Opening,
     wire: Wire,
-    heartbeat_s: float,
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> Delivery:
     """Send the response `opening` starts (`app.streaming.source.open_stream`)."""
@@ -114,7 +113,7 @@ async def respond(
             delivery.released = release.is_set  # already draining: end after the opening
             release.subscribe(let_go)
         try:
-            await _pump(send, opening, wire, heartbeat_s, delivery)
+            await _pump(send, opening, wire, delivery)
         except asyncio.CancelledError:
             if not (delivery.client_gone or delivery.released):
                 raise
@@ -152,7 +151,6 @@ async def _pump(
     send: Send,
     opening: Opening,
     wire: Wire,
-    heartbeat_s: float,
     delivery: Delivery,
 ) -> None:
     blocked = 0.0
