@@ -50,6 +50,11 @@ class Framer:
             return b"%s%d.%d" % (self._prefix, seq, part)
         return b"%s%d" % (self._prefix, seq)
 
+    def event(self, seq: int, data: bytes, event: bytes | None = None) -> bytes:
+        """The first (often only) block of event `seq`: the per-token path, so
+        no `Block` is made for it."""
+        return frame(b"%s%d" % (self._prefix, seq), data, event=event)
+
     def block(self, seq: int, block: Block, part: int = 0) -> bytes:
         return frame(self.id(seq, part), block.data, event=block.event)
 

@@ -48,21 +48,23 @@ class NativeWire(FramedWire):
         return frame(held, retry=self._retry)
 
     def blocks(self, event: Event) -> tuple[Block]:
-        return (Block(self._payload(event), _KINDS[event.kind]),)
+        return (Block(_payload(event), _KINDS[event.kind]),)
 
     def encode_event(self, event: Event) -> bytes:
         # The bytes depend only on the stream: every reader shares them.
         cached = event.native
         if cached is None:
-            cached = event.native = self.framer.block(event.seq, self.blocks(event)[0])
+            cached = event.native = self.framer.event(
+                event.seq, _payload(event), _KINDS[event.kind]
+            )
         return cached
 
-    @staticmethod
-    def _payload(event: Event) -> bytes:
-        # orjson escapes every control character, so the payload is a single data line.
-        if event.kind == "token":
-            return orjson.dumps({"text": event.text})
-        if event.done is not None:
-            return orjson.dumps(done_payload(event.done))
-        assert event.failure is not None
-        return orjson.dumps(failure_payload(event.failure))
+
+def _payload(event: Event) -> bytes:
+    # orjson escapes every control character, so the payload is a single data line.
+    if event.kind == "token":
+        return orjson.dumps({"text": event.text})
+    if event.done is not None:
+        return orjson.dumps(done_payload(event.done))
+    assert event.failure is not None
+    return orjson.dumps(failure_payload(event.failure))

@@ -88,13 +88,13 @@ class OpenAIWire(FramedWire):
         if event.kind == "token":
             cached = event.openai
             if cached is None:
-                cached = event.openai = self.framer.block(event.seq, self._token(event))
+                cached = event.openai = self.framer.event(event.seq, self._token(event))
             return cached
         return self.framer.blocks(event.seq, self.blocks(event))
 
     def blocks(self, event: Event) -> tuple[Block, ...]:
         if event.kind == "token":
-            return (self._token(event),)
+            return (Block(self._token(event)),)
         if event.done is not None:
             return self._done(event.done)
         assert event.failure is not None
@@ -107,9 +107,9 @@ class OpenAIWire(FramedWire):
             finish_reason,
         )
 
-    def _token(self, event: Event) -> Block:
+    def _token(self, event: Event) -> bytes:
         # One formatting operation per token: this is the hot path.
-        return Block(_TOKEN % (self._head, orjson.dumps(event.text)))
+        return _TOKEN % (self._head, orjson.dumps(event.text))
 
     def _done(self, done: Done) -> tuple[Block, ...]:
         finish = Block(self._choice(b"{}", orjson.dumps(done.finish_reason)))
