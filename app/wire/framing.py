@@ -40,10 +40,11 @@ class Block:
 class Framer:
     """Frames the blocks of one stream with their ids."""
 
-    __slots__ = ("_prefix",)
+    __slots__ = ("_prefix", "_templates")
 
     def __init__(self, stream_id: str) -> None:
         self._prefix = stream_id.encode() + b":"
+        self._templates: dict[bytes | None, bytes] = {}  # by event name
 
     def id(self, seq: int, part: int = 0) -> bytes:
         if part:
@@ -51,9 +52,24 @@ class Framer:
         return b"%s%d" % (self._prefix, seq)
 
     def event(self, seq: int, data: bytes, event: bytes | None = None) -> bytes:
-        """The first (often only) block of event `seq`: the per-token path, so
-        no `Block` is made for it."""
-        return frame(b"%s%d" % (self._prefix, seq), data, event=event)
+        """The first (often only) block of event `seq`: the per-token path."""
+        template = self._templates.get(event)
+        if template is None:
+            template = self._templates[event] = self.template(b"%s", event)
+        return template % (data, seq)
+
+    def template(self, data: bytes, event: bytes | None = None) -> bytes:
+        """The first block of an event as a %-template: `data` with its own
+        placeholders (`%%` for a literal %), then `%d` for the seq.
+
+        Strategy: `frame` writes the template once per response; each token is
+        then one formatting operation on it, as fast as a hand-written block,
+        yet framed by the one function every wire goes through."""
+        escaped_event = event.replace(b"%", b"%%") if event is not None else None
+        template = frame(self._prefix.replace(b"%", b"%%") + b"%d", data, event=escaped_event)
+        # The seq is the last operand, which holds because the id is the last field.
+        assert template.endswith(b"%d\n\n")
+        return template
 
     def block(self, seq: int, block: Block, part: int = 0) -> bytes:
         return frame(self.id(seq, part), block.data, event=block.event)

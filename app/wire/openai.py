@@ -57,7 +57,7 @@ class OpenAIWire(FramedWire):
     (`{"id":…,"system_fingerprint":null,`) is built once per response and the
     variable part spliced in, so a token costs one orjson call on its text."""
 
-    __slots__ = ("_head", "_include_usage")
+    __slots__ = ("_head", "_include_usage", "_token_block")
     # A comment line without the blank line after it. The official SDK's parser
     # keeps the last id, as the spec says, and turns any blank line after one
     # into an event with empty data, which it then fails to read as JSON; a
@@ -77,6 +77,8 @@ class OpenAIWire(FramedWire):
             }
         )
         self._head = head[:-1] + b","  # the object left open for `choices`
+        # A token's whole block as one template: its text, then its seq, go in.
+        self._token_block = self.framer.template(_TOKEN % (self._head.replace(b"%", b"%%"), b"%s"))
 
     def opening(self, start: EventId | None) -> bytes:
         # The role chunk, at once with the headers; a resumed response had it.
@@ -88,7 +90,9 @@ class OpenAIWire(FramedWire):
         if event.kind == "token":
             cached = event.openai
             if cached is None:
-                cached = event.openai = self.framer.event(event.seq, self._token(event))
+                # One formatting operation per token: this is the hot path.
+                block = self._token_block % (orjson.dumps(event.text), event.seq)
+                cached = event.openai = block
             return cached
         return self.framer.blocks(event.seq, self.blocks(event))
 
@@ -108,7 +112,6 @@ class OpenAIWire(FramedWire):
         )
 
     def _token(self, event: Event) -> bytes:
-        # One formatting operation per token: this is the hot path.
         return _TOKEN % (self._head, orjson.dumps(event.text))
 
     def _done(self, done: Done) -> tuple[Block, ...]:

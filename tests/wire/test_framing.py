@@ -87,6 +87,16 @@ def test_every_block_id_resumes_to_exactly_the_rest_on_every_wire(
             assert rest == body[end:], (type(wire).__name__, held)
 
 
+@given(st.text(), st.integers(min_value=1, max_value=2**40), st.text(min_size=1))
+def test_the_cached_fast_path_is_the_framing_of_the_events_blocks(
+    text: str, seq: int, model: str
+) -> None:
+    meta = StreamMeta(SID, model, 1, "")  # a model name may hold "%": templates escape it
+    for wire in [NativeWire(SID, 1), OpenAIWire(meta, include_usage=False)]:
+        event = token(seq, text + "%s%d%%")
+        assert wire.encode([event]) == wire.framer.blocks(seq, wire.blocks(event))
+
+
 def test_a_fresh_response_opens_with_an_id_naming_the_stream_on_the_native_wire() -> None:
     parser = SSEParser()
     parser.feed(NativeWire(SID, 1500).opening(None))
