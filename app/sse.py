@@ -1,15 +1,17 @@
 """Server-Sent Events framing and Sluice's event ids. Pure: no I/O.
 
-An event id is `<stream_id>:<seq>`; the stream id is URL-safe base64 (no
-colon), so the last colon splits the two. Text is split into several `data:`
-lines at every line terminator the SSE spec knows (\\r\\n, \\r, \\n), which
-is what a spec-conformant parser joins back with \\n.
+An event id is `<stream_id>:<seq>` or `<stream_id>:<seq>.<part>`; the stream
+id is URL-safe base64 (no colon), so the last colon splits the two. `frame`
+writes every block of every wire, with `id:` last. Text is split into several
+`data:` lines at every line terminator the SSE spec knows (\\r\\n, \\r, \\n),
+which is what a spec-conformant parser joins back with \\n.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 
 from app.errors import BadLastEventId
 
@@ -28,13 +30,48 @@ def is_stream_id(value: str) -> bool:
     return _STREAM_ID.fullmatch(value) is not None
 
 
-def event_id(stream_id: str, seq: int) -> str:
-    return f"{stream_id}:{seq}"
+@dataclass(frozen=True, slots=True, order=True)
+class EventId:
+    """A resume point: block `part` of event `seq` of a stream.
+
+    `<stream_id>:<seq>` names an event's first block (part 0) and
+    `<stream_id>:<seq>.<part>` a later block of the same event, for wires that
+    write one log event as several blocks. Seq 0 is the opening of a response,
+    before the first event: resuming after it replays from event 1.
+    """
+
+    stream_id: str
+    seq: int
+    part: int = 0
+
+    def __str__(self) -> str:
+        if self.part:
+            return f"{self.stream_id}:{self.seq}.{self.part}"
+        return f"{self.stream_id}:{self.seq}"
 
 
-def parse_event_id(value: str) -> tuple[str, int]:
-    """`<stream_id>:<seq>` -> (stream_id, seq); BadLastEventId names the problem."""
-    stream_id, sep, seq_text = value.strip().rpartition(":")
+def event_id(stream_id: str, seq: int, part: int = 0) -> str:
+    return str(EventId(stream_id, seq, part))
+
+
+def _number(text: str, value: str, what: str) -> int:
+    # isdigit() alone admits non-ASCII digits ("٣"); int() would read them.
+    if not text.isascii() or not text.isdigit() or len(text) > 16:
+        raise BadLastEventId(
+            f"Last-Event-ID {value[:80]!r} has no valid {what}", param="Last-Event-ID"
+        )
+    number = int(text)
+    if number >= _MAX_SEQ:
+        raise BadLastEventId(
+            f"Last-Event-ID {value[:80]!r}: {what} too large", param="Last-Event-ID"
+        )
+    return number
+
+
+def parse_event_id(value: str) -> EventId:
+    """`<stream_id>:<seq>` or `<stream_id>:<seq>.<part>` -> EventId; BadLastEventId
+    names the problem. Ids are canonical: no `.0` part, no leading zeros."""
+    stream_id, sep, point = value.strip().rpartition(":")
     if not sep:
         raise BadLastEventId(
             f"Last-Event-ID {value[:80]!r} is not of the form '<stream_id>:<seq>'",
@@ -44,16 +81,14 @@ def parse_event_id(value: str) -> tuple[str, int]:
         raise BadLastEventId(
             f"Last-Event-ID {value[:80]!r} does not name a stream", param="Last-Event-ID"
         )
-    if not seq_text.isascii() or not seq_text.isdigit() or len(seq_text) > 16:
+    seq_text, dot, part_text = point.partition(".")
+    seq = _number(seq_text, value, "sequence number")
+    part = _number(part_text, value, "part number") if dot else 0
+    if (dot and part == 0) or str(seq) != seq_text or (dot and str(part) != part_text):
         raise BadLastEventId(
-            f"Last-Event-ID {value[:80]!r} has no valid sequence number", param="Last-Event-ID"
+            f"Last-Event-ID {value[:80]!r} is not an id Sluice wrote", param="Last-Event-ID"
         )
-    seq = int(seq_text)
-    if not 1 <= seq < _MAX_SEQ:
-        raise BadLastEventId(
-            f"Last-Event-ID {value[:80]!r}: sequence numbers start at 1", param="Last-Event-ID"
-        )
-    return stream_id, seq
+    return EventId(stream_id, seq, part)
 
 
 def encode_data(data: str) -> str:
@@ -63,18 +98,36 @@ def encode_data(data: str) -> str:
     return "".join(f"data: {line}\n" for line in _LINE_BREAK.split(data))
 
 
+def frame(
+    id: bytes, data: bytes | None = None, *, event: bytes | None = None, retry: int | None = None
+) -> bytes:
+    """One block, the only way any wire writes one: `event:`, `data:`, `retry:`,
+    then `id:` last, then the blank line that dispatches it.
+
+    Why id last: a client that takes the id as soon as it reads the line (as
+    `@microsoft/fetch-event-source` does, unlike EventSource) then holds the id
+    of a block only once it holds the block's data, so a cut inside a block
+    never makes it skip that block; only a cut between the `id:` line and the
+    blank line still can, for such a client. `data` must be one line (the
+    JSON encoders escape every control character); `encode_data` splits text.
+    """
+    if retry is None and data is not None:  # every event block: one formatting operation
+        if event is None:
+            return b"data: %s\nid: %s\n\n" % (data, id)
+        return b"event: %s\ndata: %s\nid: %s\n\n" % (event, data, id)
+    head = b"event: %s\n" % event if event is not None else b""
+    if data is not None:
+        head += b"data: %s\n" % data
+    if retry is not None:
+        head += b"retry: %d\n" % retry
+    return head + b"id: %s\n\n" % id
+
+
 def encode_event(data: str, *, event: str | None = None, id: str | None = None) -> bytes:
-    """One complete event block, terminated by the blank line that dispatches it."""
-    head = ""
-    if id is not None:
-        head += f"id: {id}\n"
-    if event is not None:
-        head += f"event: {event}\n"
-    return (head + encode_data(data) + "\n").encode()
-
-
-def encode_retry(ms: int) -> bytes:
-    return f"retry: {ms}\n\n".encode()
+    """A block of free text (several `data:` lines if it has line breaks), id last."""
+    head = f"event: {event}\n" if event is not None else ""
+    tail = f"id: {id}\n" if id is not None else ""
+    return (head + encode_data(data) + tail + "\n").encode()
 
 
 def encode_comment(text: str) -> bytes:

@@ -8,10 +8,11 @@ from hypothesis import strategies as st
 
 from app.errors import BadLastEventId
 from app.sse import (
+    EventId,
     encode_comment,
     encode_event,
-    encode_retry,
     event_id,
+    frame,
     new_stream_id,
     parse_event_id,
 )
@@ -43,7 +44,7 @@ def test_encoded_event_parses_back_identically(text: str, name: str) -> None:
 
 @given(st.lists(texts, min_size=1, max_size=5), st.integers(min_value=1, max_value=64))
 def test_events_survive_any_split_of_the_byte_stream(datas: list[str], piece: int) -> None:
-    raw = encode_retry(1500) + b"".join(encode_event(d, event="token") for d in datas)
+    raw = frame(b"s:0", retry=1500) + b"".join(encode_event(d, event="token") for d in datas)
     parser = SSEParser()
     for i in range(0, len(raw), piece):
         parser.feed(raw[i : i + piece])
@@ -65,10 +66,58 @@ def test_stream_ids_carry_128_random_bits_and_are_url_safe() -> None:
         assert all(c.isalnum() or c in "-_" for c in sid)
 
 
-@given(st.integers(min_value=1, max_value=2**53 - 1))
-def test_event_id_round_trips(seq: int) -> None:
+@given(st.integers(min_value=0, max_value=2**53 - 1), st.integers(min_value=0, max_value=99))
+def test_event_id_round_trips(seq: int, part: int) -> None:
     sid = new_stream_id()
-    assert parse_event_id(event_id(sid, seq)) == (sid, seq)
+    assert parse_event_id(event_id(sid, seq, part)) == EventId(sid, seq, part)
+
+
+def test_an_events_first_part_has_no_suffix_and_later_parts_do() -> None:
+    sid = "A" * 22
+    assert event_id(sid, 7) == f"{sid}:7"
+    assert event_id(sid, 7, 2) == f"{sid}:7.2"
+    assert parse_event_id(f"{sid}:0") == EventId(sid, 0)
+
+
+payloads = (
+    st.binary()
+    .filter(lambda b: b"\n" not in b and b"\r" not in b)
+    .map(lambda b: b.decode("utf-8", "replace").encode())
+)
+event_names = names.map(str.encode)
+
+
+@given(payloads, st.none() | event_names, st.none() | st.integers(0, 10**6))
+def test_framed_block_puts_the_id_last_and_parses_back(
+    data: bytes, event: bytes | None, retry: int | None
+) -> None:
+    block = frame(b"sid:3.1", data, event=event, retry=retry)
+    lines = block.split(b"\n")
+    assert lines[-3:] == [b"id: sid:3.1", b"", b""]  # id last, then the blank line
+    parser = SSEParser()
+    dispatched = parser.feed(block)
+    assert parser.resume_id == "sid:3.1"
+    assert parser.retry == retry
+    assert [e.data for e in dispatched] == [data.decode()]
+    assert [e.event for e in dispatched] == [event.decode() if event else "message"]
+
+
+@given(payloads, st.integers(min_value=0))
+def test_a_client_cut_inside_a_block_holds_the_previous_id(data: bytes, cut: int) -> None:
+    first = frame(b"sid:1", b"one")
+    second = frame(b"sid:2", data, event=b"token")
+    raw = first + second
+    k = len(first) + cut % len(second)  # anywhere inside the second block
+    parser = SSEParser()
+    parser.feed(raw[:k])
+    assert parser.resume_id == "sid:1"
+    assert [e.data for e in parser.events] == ["one"]
+
+
+def test_an_opening_block_without_data_sets_the_id_and_dispatches_nothing() -> None:
+    parser = SSEParser()
+    assert parser.feed(frame(b"sid:0", retry=1500)) == []
+    assert (parser.resume_id, parser.retry) == ("sid:0", 1500)
 
 
 @pytest.mark.parametrize(
@@ -80,9 +129,15 @@ def test_event_id_round_trips(seq: int) -> None:
         "short:1",
         "AAAAAAAAAAAAAAAAAAAAAA:",
         "AAAAAAAAAAAAAAAAAAAAAA:x",
-        "AAAAAAAAAAAAAAAAAAAAAA:0",
         "AAAAAAAAAAAAAAAAAAAAAA:-1",
-        "AAAAAAAAAAAAAAAAAAAAAA:1.5",
+        "AAAAAAAAAAAAAAAAAAAAAA:1.",
+        "AAAAAAAAAAAAAAAAAAAAAA:1.0",
+        "AAAAAAAAAAAAAAAAAAAAAA:1.x",
+        "AAAAAAAAAAAAAAAAAAAAAA:1.2.3",
+        "AAAAAAAAAAAAAAAAAAAAAA:.1",
+        "AAAAAAAAAAAAAAAAAAAAAA:01",
+        "AAAAAAAAAAAAAAAAAAAAAA:1.02",
+        "AAAAAAAAAAAAAAAAAAAAAA:+1",
         "AAAAAAAAAAAAAAAAAAAAAA:٣",
         "AAAA AAAAAAAAAAAAAAAAAA:3",
         "AAAAAAAAAAAAAAAAAAAAAA:99999999999999999",

@@ -9,29 +9,25 @@ envelope with the status Anthropic uses.
 A POST that carries `Last-Event-ID` (header or `last_event_id` query) resumes the
 stream its id names instead of generating again; an id `<stream_id>:<seq>.<part>`
 (this wire writes one log event as up to three blocks) resumes inside event `seq`.
-As this wire's blocks depend on the events before them (which block is open, which
-index each tool call has), a resumed response reads the log from its start.
+Where a response starts is `app.core.source.open_stream`'s, as on every wire.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
 from starlette.types import Receive, Scope, Send
 
 from app.api.anthropic_request import MessagesCall, parse_messages_call
 from app.api.collect import follow_to_end
-from app.api.http import error_headers, header, read_body, send_empty, send_json
-from app.api.streams import find_stream, last_event_id, services_of
+from app.api.http import error_headers, header, read_body, send_json
+from app.api.streams import find_stream, last_event_id, send_stream, services_of
 from app.api.validation import parse_json_object
-from app.core.events import Event, StreamMeta
-from app.core.source import StreamSource, resume_point
-from app.errors import BadLastEventId, InvalidRequest, NotFound, SluiceError, Unavailable
+from app.core.source import StreamSource
+from app.errors import BadLastEventId, InvalidRequest, SluiceError, Unavailable
 from app.providers.anthropic import AnthropicProvider
 from app.services import Services
-from app.sse import is_stream_id, parse_event_id
-from app.streaming.responder import respond
+from app.sse import EventId, parse_event_id
 from app.wire.anthropic_errors import STATUS_OF_TYPE, envelope, error_body, error_status
 from app.wire.anthropic_errors import failure_type as anthropic_failure_type
 from app.wire.anthropic_message import MessageBuilder
@@ -74,33 +70,6 @@ def check_version(scope: Scope) -> None:
         raise InvalidRequest("anthropic-version: header is required", param="anthropic-version")
 
 
-def parse_resume_id(value: str) -> tuple[str, int, int]:
-    """`<stream_id>:<seq>` (part 0) or `<stream_id>:<seq>.<part>` -> (stream_id, seq,
-    part); `<stream_id>:0` is the opening (`message_start`), before the first event."""
-    text = value.strip()
-    head, dot, part_text = text.rpartition(".")  # a stream id has no dot
-    part = 0
-    if dot:
-        if not (part_text.isascii() and part_text.isdigit() and len(part_text) < 3):
-            raise BadLastEventId(
-                f"Last-Event-ID {value[:80]!r} has no valid part number", param="Last-Event-ID"
-            )
-        text, part = head, int(part_text)
-        if part == 0:
-            raise BadLastEventId(
-                f"Last-Event-ID {value[:80]!r} is not an id Sluice wrote", param="Last-Event-ID"
-            )
-    stream_id, sep, seq_text = text.rpartition(":")
-    if sep and seq_text == "0" and is_stream_id(stream_id):
-        if part:
-            raise BadLastEventId(
-                f"Last-Event-ID {value[:80]!r}: the opening has no parts", param="Last-Event-ID"
-            )
-        return stream_id, 0, 0
-    stream_id, seq = parse_event_id(text)
-    return stream_id, seq, part
-
-
 @anthropic_endpoint
 async def create_message(scope: Scope, receive: Receive, send: Send) -> None:
     services = services_of(scope)
@@ -119,8 +88,7 @@ async def create_message(scope: Scope, receive: Receive, send: Send) -> None:
         raise Unavailable("the gateway is shutting down; retry on another instance")
     generation = await services.generations.start(call.request, identity)
     if call.stream:
-        wire = AnthropicWire(generation.meta, fresh=True)
-        await _stream(scope, receive, send, services, generation, 0, wire)
+        await _stream(scope, receive, send, services, generation, None)
     else:
         await _complete(receive, send, generation)
 
@@ -134,12 +102,12 @@ async def _resume(
     resume: str,
     identity: str,
 ) -> None:
-    stream_id, seq, part = parse_resume_id(resume)
+    start = parse_event_id(resume)
     if not call.stream:
         raise BadLastEventId(
             "Last-Event-ID resumes a stream; it needs 'stream': true", param="Last-Event-ID"
         )
-    source = await find_stream(services, stream_id, identity)
+    source = await find_stream(services, start.stream_id, identity)
     if source.meta.model != call.request.model:
         # A retry carries the original body: another model means another request.
         raise BadLastEventId(
@@ -147,16 +115,7 @@ async def _resume(
             f"but the body asks for {call.request.model!r}",
             param="Last-Event-ID",
         )
-    wire = AnthropicWire(source.meta, fresh=False)
-    opened = await open_resumed(source, wire, seq, part, services.settings.heartbeat_s)
-    if opened is None:
-        await send_empty(send, 204)
-        return
-    resumed, after = opened
-    delivery = await respond(
-        scope, receive, send, resumed, after, wire, services.settings.heartbeat_s
-    )
-    services.generations.record(source, delivery)
+    await _stream(scope, receive, send, services, source, start)
 
 
 async def _stream(
@@ -165,85 +124,10 @@ async def _stream(
     send: Send,
     services: Services,
     source: StreamSource,
-    after: int,
-    wire: AnthropicWire,
+    start: EventId | None,
 ) -> None:
-    point = await resume_point(source, after)
-    if point is None:
-        await send_empty(send, 204)
-        return
-    delivery = await respond(
-        scope, receive, send, source, point, wire, services.settings.heartbeat_s
-    )
-    services.generations.record(source, delivery)
-
-
-async def open_resumed(
-    source: StreamSource, wire: AnthropicWire, seq: int, part: int, idle_s: float
-) -> tuple[Resumed, int] | None:
-    """Read the stream from its start up to the resume point's event `seq` (the
-    wire's block state depends on every event before it), give the wire the rest of
-    that event and whatever is already written after it as the response's opening;
-    None when nothing is left (204). Raises before any byte is sent."""
-    last, ended = await source.tail()
-    if seq > last:
-        raise BadLastEventId(
-            f"Last-Event-ID names event {seq}, but the stream has {last} so far",
-            param="Last-Event-ID",
-        )
-    batches = source.follow(0, idle_s)
-    if seq == 0:  # the client holds message_start only: everything follows
-        return Resumed(source.meta, batches, False), 0
-    head: list[bytes] = []
-    read = 0
-    try:
-        while read < seq:
-            batch = await anext(batches, None)
-            if batch is None:
-                raise NotFound(f"event {seq} of the stream is no longer available")
-            for event in batch:
-                if event.seq < seq:
-                    wire.skip(event)
-                elif event.seq == seq:
-                    head.append(wire.rest_of(event, part))
-                else:
-                    head.append(wire.encode([event]))
-                read = event.seq
-    except BaseException:
-        await batches.aclose()
-        raise
-    complete = read == last and ended
-    if complete and not any(head):
-        await batches.aclose()
-        return None
-    wire.resume_head(b"".join(head))
-    return Resumed(source.meta, batches, complete), read
-
-
-class Resumed:
-    """A resumed response's source: the batches after its opening, from the iterator
-    that read up to it (one reader attachment, no second read of the log)."""
-
-    def __init__(
-        self, meta: StreamMeta, batches: AsyncGenerator[Sequence[Event], None], complete: bool
-    ) -> None:
-        self._meta = meta
-        self._batches = batches
-        self._complete = complete
-
-    @property
-    def meta(self) -> StreamMeta:
-        return self._meta
-
-    async def tail(self) -> tuple[int, bool]:  # pragma: no cover - the responder never asks
-        raise NotImplementedError
-
-    async def follow(self, after: int, idle_s: float) -> AsyncGenerator[Sequence[Event], None]:
-        async with contextlib.aclosing(self._batches) as batches:
-            if self._complete:
-                return
-            async for batch in batches:
-                yield batch
+    wire = AnthropicWire(source.meta)
+    await send_stream(scope, receive, send, services, source, wire, start)
 
 
 async def _complete(receive: Receive, send: Send, source: StreamSource) -> None:

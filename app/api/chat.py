@@ -15,11 +15,11 @@ import contextlib
 from starlette.types import Receive, Scope, Send
 
 from app.api.chat_validation import ChatCompletion, parse_chat_completion
-from app.api.http import read_body, send_empty, send_json
-from app.api.streams import endpoint, find_stream, last_event_id, services_of
+from app.api.http import read_body, send_json
+from app.api.streams import endpoint, find_stream, last_event_id, send_stream, services_of
 from app.api.validation import parse_json_object
 from app.core.events import Event, Failure
-from app.core.source import StreamSource, resume_point
+from app.core.source import StreamSource
 from app.errors import (
     Abandoned,
     BadLastEventId,
@@ -33,8 +33,7 @@ from app.errors import (
     UpstreamTimeout,
 )
 from app.services import Services
-from app.sse import parse_event_id
-from app.streaming.responder import respond
+from app.sse import EventId, parse_event_id
 from app.wire.completion import Answer, completion_body
 from app.wire.openai import OpenAIWire, error_body
 
@@ -74,7 +73,7 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
         raise Unavailable("the gateway is shutting down; retry on another instance")
     generation = await services.generations.start(chat.request, identity)
     if chat.stream:
-        await _stream(scope, receive, send, services, generation, 0, chat)
+        await _stream(scope, receive, send, services, generation, None, chat)
     else:
         await _complete(receive, send, generation)
 
@@ -88,12 +87,12 @@ async def _resume(
     resume: str,
     identity: str,
 ) -> None:
-    stream_id, after = parse_event_id(resume)
+    start = parse_event_id(resume)
     if not chat.stream:
         raise BadLastEventId(
             "Last-Event-ID resumes a stream; it needs 'stream': true", param="Last-Event-ID"
         )
-    source = await find_stream(services, stream_id, identity)
+    source = await find_stream(services, start.stream_id, identity)
     if source.meta.model != chat.request.model:
         # A retry carries the original body: another model means another request.
         raise BadLastEventId(
@@ -101,7 +100,7 @@ async def _resume(
             f"but the body asks for {chat.request.model!r}",
             param="Last-Event-ID",
         )
-    await _stream(scope, receive, send, services, source, after, chat)
+    await _stream(scope, receive, send, services, source, start, chat)
 
 
 async def _stream(
@@ -110,18 +109,11 @@ async def _stream(
     send: Send,
     services: Services,
     source: StreamSource,
-    after: int,
+    start: EventId | None,
     chat: ChatCompletion,
 ) -> None:
-    point = await resume_point(source, after)
-    if point is None:
-        await send_empty(send, 204)
-        return
     wire = OpenAIWire(source.meta, include_usage=chat.include_usage)
-    delivery = await respond(
-        scope, receive, send, source, point, wire, services.settings.heartbeat_s
-    )
-    services.generations.record(source, delivery)
+    await send_stream(scope, receive, send, services, source, wire, start)
 
 
 async def _complete(receive: Receive, send: Send, source: StreamSource) -> None:

@@ -16,26 +16,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from collections.abc import Awaitable
 
 from starlette.types import Receive, Scope, Send
 
 from app.api.chat import failure_status
-from app.api.http import query_params, read_body, send_empty, send_json
+from app.api.http import query_params, read_body, send_json
 from app.api.responses_validation import ResponsesCreate, parse_responses_create
-from app.api.streams import endpoint, find_stream, last_event_id, services_of
+from app.api.streams import endpoint, find_stream, last_event_id, send_stream, services_of
 from app.api.validation import parse_json_object
 from app.core.source import StreamSource
 from app.errors import BadLastEventId, InvalidRequest, NotFound, SluiceError, Unavailable
 from app.providers.base import CalledTool, Message
 from app.resume.responses import ResponseRecord
 from app.services import Services
-from app.sse import is_stream_id
+from app.sse import EventId, is_stream_id, parse_event_id
 from app.streaming.generation import Generation
-from app.streaming.responder import respond
 from app.wire.openai import error_body
-from app.wire.openai_responses import FROM_START, ResponsesWire, ResumeAt, parse_resume_id
+from app.wire.openai_responses import ResponsesWire
 from app.wire.responses_fold import ResponseFold
 from app.wire.responses_object import ResponseHead, stream_id_of, to_object
 
@@ -110,7 +108,7 @@ async def create_response(scope: Scope, receive: Receive, send: Send) -> None:
     if create.background:
         generation.hold()
     if create.stream:
-        await _stream(scope, receive, send, services, generation, head, FROM_START)
+        await _stream(scope, receive, send, services, generation, head, None)
     elif create.background:
         fold = await snapshot(generation)
         await send_json(send, 200, to_object(head, fold), _headers(head))
@@ -172,23 +170,14 @@ async def _resume(
     identity: str,
 ) -> None:
     """A retried POST with Last-Event-ID: the rest of the same response, never a new one."""
-    stream_id, at = parse_resume_id(resume)
+    start = parse_event_id(resume)
     if not create.stream:
         raise BadLastEventId(
             "Last-Event-ID resumes a stream; it needs 'stream': true", param="Last-Event-ID"
         )
-    source = await find_stream(services, stream_id, identity)
-    record = await _record(services, f"resp_{stream_id}", identity)
-    last, ended = await source.tail()
-    if ended and at.seq > last:
-        raise BadLastEventId(
-            f"Last-Event-ID names event {at.seq}, but the stream ended at event {last}",
-            param="Last-Event-ID",
-        )
-    if ended and at.seq == last and at.part == math.inf:
-        await send_empty(send, 204)
-        return
-    await _stream(scope, receive, send, services, source, record.head, at)
+    source = await find_stream(services, start.stream_id, identity)
+    record = await _record(services, f"resp_{start.stream_id}", identity)
+    await _stream(scope, receive, send, services, source, record.head, start)
 
 
 async def _stream(
@@ -198,12 +187,11 @@ async def _stream(
     services: Services,
     source: StreamSource,
     head: ResponseHead,
-    at: ResumeAt,
+    start: EventId | None,
+    starting_after: int = -1,
 ) -> None:
-    wire = ResponsesWire(head, at)
-    heartbeat_s = services.settings.heartbeat_s
-    delivery = await respond(scope, receive, send, source, 0, wire, heartbeat_s, _headers(head))
-    services.generations.record(source, delivery)
+    wire = ResponsesWire(head, starting_after)
+    await send_stream(scope, receive, send, services, source, wire, start, _headers(head))
 
 
 def _headers(head: ResponseHead) -> list[tuple[bytes, bytes]]:
@@ -285,8 +273,8 @@ async def retrieve_response(scope: Scope, receive: Receive, send: Send) -> None:
     source = await _source(services, record)
     params = query_params(scope)
     if params.get("stream") in ("true", "1"):
-        at = ResumeAt(sequence_number=_starting_after(params))
-        await _stream(scope, receive, send, services, source, record.head, at)
+        after = _starting_after(params)
+        await _stream(scope, receive, send, services, source, record.head, None, after)
         return
     fold = await snapshot(source)
     await send_json(send, 200, to_object(record.head, fold), _headers(record.head))

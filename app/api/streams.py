@@ -7,17 +7,18 @@ response starts, so errors are plain HTTP statuses with a JSON body.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.types import Receive, Scope, Send
 
 from app.api.http import header, query_params, read_body, send_empty, send_error, send_json
 from app.api.validation import parse_json_object, parse_oneshot_query, parse_stream_request
-from app.core.source import StreamSource, resume_point
+from app.core.source import StreamSource, open_stream
 from app.errors import BadLastEventId, NotFound, SluiceError, Unavailable
 from app.services import Services
-from app.sse import is_stream_id, parse_event_id
+from app.sse import EventId, is_stream_id, parse_event_id
 from app.streaming.responder import respond
+from app.wire.framing import FramedWire
 from app.wire.native import NativeWire
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -65,18 +66,37 @@ async def find_stream(services: Services, stream_id: str, identity: str) -> Stre
     return source
 
 
-async def stream_events(
-    scope: Scope, receive: Receive, send: Send, services: Services, source: StreamSource, after: int
+async def send_stream(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    services: Services,
+    source: StreamSource,
+    wire: FramedWire,
+    start: EventId | None,
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    point = await resume_point(source, after)
-    if point is None:
+    """One SSE response of any door: from the beginning (`start` None) or after
+    the block `start` names, on `wire`; 204 when nothing is left to send."""
+    opening = await open_stream(source, wire, start, services.settings.heartbeat_s)
+    if opening is None:
         await send_empty(send, 204)
         return
-    wire = NativeWire(source.meta.stream_id, services.settings.retry_ms)
-    delivery = await respond(
-        scope, receive, send, source, point, wire, services.settings.heartbeat_s
-    )
+    stream_id = source.meta.stream_id
+    delivery = await respond(scope, receive, send, stream_id, opening, wire, extra_headers)
     services.generations.record(source, delivery)
+
+
+async def stream_events(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    services: Services,
+    source: StreamSource,
+    start: EventId | None,
+) -> None:
+    wire = NativeWire(source.meta.stream_id, services.settings.retry_ms)
+    await send_stream(scope, receive, send, services, source, wire, start)
 
 
 @endpoint
@@ -104,15 +124,15 @@ async def get_stream(scope: Scope, receive: Receive, send: Send) -> None:
     stream_id: str = scope["path_params"]["stream_id"]
     identity = services.auth.identify(scope, stream_id)
     source = await find_stream(services, stream_id, identity)
-    after = 0
+    start = None
     resume = last_event_id(scope)
     if resume is not None:
-        named, after = parse_event_id(resume)
-        if named != stream_id:
+        start = parse_event_id(resume)
+        if start.stream_id != stream_id:
             raise BadLastEventId(
                 "Last-Event-ID names another stream than the URL", param="Last-Event-ID"
             )
-    await stream_events(scope, receive, send, services, source, after)
+    await stream_events(scope, receive, send, services, source, start)
 
 
 @endpoint
@@ -130,14 +150,14 @@ async def oneshot_stream(scope: Scope, receive: Receive, send: Send) -> None:
     services = services_of(scope)
     resume = last_event_id(scope)
     if resume is not None:
-        stream_id, after = parse_event_id(resume)
-        identity = services.auth.identify(scope, stream_id)
-        source = await find_stream(services, stream_id, identity)
-        await stream_events(scope, receive, send, services, source, after)
+        start = parse_event_id(resume)
+        identity = services.auth.identify(scope, start.stream_id)
+        source = await find_stream(services, start.stream_id, identity)
+        await stream_events(scope, receive, send, services, source, start)
         return
     identity = services.auth.identify(scope)
     request = parse_oneshot_query(query_params(scope), services.limits)
     if services.draining:
         raise Unavailable("the gateway is shutting down; retry on another instance")
     generation = await services.generations.start(request, identity)
-    await stream_events(scope, receive, send, services, generation, 0)
+    await stream_events(scope, receive, send, services, generation, None)

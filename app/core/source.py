@@ -1,4 +1,5 @@
-"""What an SSE reader follows: a stream's log, local or in another process.
+"""What an SSE reader follows: a stream's log, local or in another process,
+and where a response starts in it.
 
 A protocol over the core types, so that the log (streaming) and the resume
 store (resume) can both be followed without importing each other.
@@ -6,11 +7,14 @@ store (resume) can both be followed without importing each other.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from app.core.events import Event, StreamMeta
-from app.errors import BadLastEventId
+from app.errors import BadLastEventId, NotFound
+from app.sse import EventId
 
 
 class StreamSource(Protocol):
@@ -26,14 +30,104 @@ class StreamSource(Protocol):
         ...
 
 
-async def resume_point(source: StreamSource, after: int) -> int | None:
-    """Validate a reader's resume point; None when nothing is left to send (204)."""
+class Encoder(Protocol):
+    """What `open_stream` needs of a wire (`app.wire.framing.FramedWire`)."""
+
+    @property
+    def opening_parts(self) -> int: ...
+
+    @property
+    def replays(self) -> bool: ...
+
+    def opening(self, start: EventId | None) -> bytes: ...
+
+    def skip(self, event: Event) -> None: ...
+
+    def encode(self, events: Sequence[Event]) -> bytes: ...
+
+    def rest_of(self, event: Event, part: int) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """Where a response starts: its first bytes, and the batches that follow
+    them. Whoever receives it must close `batches`."""
+
+    batches: AsyncGenerator[Sequence[Event], None]
+    head: bytes  # the wire's opening, then what is already due
+    last_seq: int  # the last event `head` completes (the resume point's seq)
+    complete: bool  # `head` holds the terminal event: `batches` has nothing more
+
+
+def _bad(message: str) -> BadLastEventId:
+    return BadLastEventId(message, param="Last-Event-ID")
+
+
+async def open_stream(
+    source: StreamSource, wire: Encoder, start: EventId | None, idle_s: float
+) -> Opening | None:
+    """A response from the beginning (`start` None) or after `start`; None when
+    nothing is left to send (204). Raises before any byte is sent, so a bad
+    resume point is a 400 naming the header.
+
+    Strategy: a client holding part p of event N is sent the rest of event N,
+    so event N is read again (it is written: the client holds part of it) and
+    the wire says what of it comes after part p. A client holding a whole
+    event is resumed after it the same way: one code path, one extra event read.
+    A wire whose blocks depend on the events before them (`replays`) reads the
+    log from its start, and is shown the events before N without writing them.
+    """
+    if start is not None and start.seq == 0 and start.part >= wire.opening_parts:
+        raise _bad(f"Last-Event-ID {start}: the opening of a response has no such part")
+    head = wire.opening(start)
+    if start is None or start.seq == 0:
+        return Opening(source.follow(0, idle_s), head, 0, False)
     last, ended = await source.tail()
-    if ended and after == last:
+    if start.seq > last:
+        if ended:
+            raise _bad(f"Last-Event-ID names event {start.seq}, but the stream ended at {last}")
+        if start.part:
+            raise _bad(f"Last-Event-ID {start}: event {start.seq} is not written yet")
+        # A live stream behind the client's id (it read another process's memory): wait.
+        if wire.replays:
+            return Opening(_skipping(source.follow(0, idle_s), wire, start.seq), head, 0, False)
+        return Opening(source.follow(start.seq, idle_s), head, start.seq, False)
+    batches = source.follow(0 if wire.replays else start.seq - 1, idle_s)
+    try:
+        batch = await _up_to(batches, wire, start.seq)
+        rest = wire.rest_of(batch[0], start.part) + wire.encode(batch[1:])
+    except BaseException:
+        await batches.aclose()
+        raise
+    if not rest and batch[-1].terminal:
+        await batches.aclose()
         return None
-    if ended and after > last:
-        raise BadLastEventId(
-            f"Last-Event-ID names event {after}, but the stream ended at event {last}",
-            param="Last-Event-ID",
-        )
-    return after
+    return Opening(batches, head + rest, batch[-1].seq, batch[-1].terminal)
+
+
+async def _up_to(
+    batches: AsyncGenerator[Sequence[Event], None], wire: Encoder, seq: int
+) -> Sequence[Event]:
+    """The first batch that holds event `seq`, from it on; the events before it
+    are shown to the wire (`skip`)."""
+    while True:
+        batch = await anext(batches, None)
+        if batch is None or (batch and batch[0].seq > seq):
+            raise NotFound(f"event {seq} of the stream is no longer available")
+        for i, event in enumerate(batch):
+            if event.seq == seq:
+                return batch[i:]
+            wire.skip(event)
+
+
+async def _skipping(
+    batches: AsyncGenerator[Sequence[Event], None], wire: Encoder, seq: int
+) -> AsyncGenerator[Sequence[Event], None]:
+    """`batches` after event `seq`; the events up to it are shown to the wire."""
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            ahead = [e for e in batch if e.seq > seq]
+            for event in batch[: len(batch) - len(ahead)]:
+                wire.skip(event)
+            if ahead or not batch:
+                yield ahead

@@ -21,8 +21,7 @@ from typing import Protocol
 from starlette.types import Receive, Scope, Send
 
 from app.core.events import Event
-from app.core.source import StreamSource
-from app.sse import PING
+from app.core.source import Opening
 
 RELEASE_STATE = "sluice.release"  # lifespan-state key of the process's `Release`
 
@@ -30,9 +29,10 @@ RELEASE_STATE = "sluice.release"  # lifespan-state key of the process's `Release
 class Wire(Protocol):
     """An encoding. A wire whose clients reconnect by themselves with
     Last-Event-ID (EventSource) says so with a true `reconnects` attribute;
-    one that needs another keep-alive than `: ping` names it in `heartbeat`."""
+    `heartbeat` is what it sends while no event is due."""
 
-    def preamble(self) -> bytes: ...
+    @property
+    def heartbeat(self) -> bytes: ...
 
     def encode(self, events: Sequence[Event]) -> bytes: ...
 
@@ -95,38 +95,39 @@ async def respond(
     scope: Scope,
     receive: Receive,
     send: Send,
-    source: StreamSource,
-    after: int,
+    stream_id: str,
+    opening: Opening,
     wire: Wire,
-    heartbeat_s: float,
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> Delivery:
-    delivery = Delivery(last_seq=after)
-    headers = sse_headers(scope, source.meta.stream_id) + list(extra_headers)
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    pump = asyncio.current_task()
-    assert pump is not None
-    watcher = asyncio.create_task(_watch(receive, pump, delivery))
-    release: Release | None = scope.get("state", {}).get(RELEASE_STATE)
-    let_go = _let_go(pump, delivery)
-    if release is not None and getattr(wire, "reconnects", False):
-        delivery.released = release.is_set  # already draining: end after the preamble
-        release.subscribe(let_go)
-    try:
-        await _pump(send, source, after, wire, heartbeat_s, delivery)
-    except asyncio.CancelledError:
-        if not (delivery.client_gone or delivery.released):
-            raise
-        pump.uncancel()
-        if not delivery.client_gone:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-    finally:
-        if release is not None:
-            release.unsubscribe(let_go)
-        delivery.complete = delivery.complete and not delivery.client_gone
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+    """Send the response `opening` starts (`app.core.source.open_stream`)."""
+    delivery = Delivery(last_seq=opening.last_seq)
+    async with contextlib.aclosing(opening.batches):  # closing it detaches the reader
+        headers = sse_headers(scope, stream_id) + list(extra_headers)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        pump = asyncio.current_task()
+        assert pump is not None
+        watcher = asyncio.create_task(_watch(receive, pump, delivery))
+        release: Release | None = scope.get("state", {}).get(RELEASE_STATE)
+        let_go = _let_go(pump, delivery)
+        if release is not None and getattr(wire, "reconnects", False):
+            delivery.released = release.is_set  # already draining: end after the opening
+            release.subscribe(let_go)
+        try:
+            await _pump(send, opening, wire, delivery)
+        except asyncio.CancelledError:
+            if not (delivery.client_gone or delivery.released):
+                raise
+            pump.uncancel()
+            if not delivery.client_gone:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            if release is not None:
+                release.unsubscribe(let_go)
+            delivery.complete = delivery.complete and not delivery.client_gone
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
     return delivery
 
 
@@ -149,41 +150,37 @@ async def _watch(receive: Receive, pump: asyncio.Task[object], delivery: Deliver
 
 async def _pump(
     send: Send,
-    source: StreamSource,
-    after: int,
+    opening: Opening,
     wire: Wire,
-    heartbeat_s: float,
     delivery: Delivery,
 ) -> None:
     blocked = 0.0
     sent = 0
     clock = time.perf_counter
-    heartbeat: bytes = getattr(wire, "heartbeat", PING)
     try:
-        preamble = wire.preamble()
-        if preamble:
-            await send({"type": "http.response.body", "body": preamble, "more_body": True})
-            sent += len(preamble)
-        iterator = source.follow(after, heartbeat_s)
-        async with contextlib.aclosing(iterator):
-            while not delivery.released:  # ends with the source, or at shutdown
-                delivery.waiting = True
-                try:
-                    batch = await anext(iterator)
-                except StopAsyncIteration:
-                    break
-                finally:
-                    delivery.waiting = False
-                body = wire.encode(batch) if batch else heartbeat
-                t0 = clock()
-                try:
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
-                finally:  # a client that leaves mid-send blocked us too: count that wait
-                    blocked += clock() - t0
-                sent += len(body)
-                if batch:
-                    delivery.last_seq = batch[-1].seq
-                    delivery.complete = batch[-1].terminal
+        if opening.head:
+            await send({"type": "http.response.body", "body": opening.head, "more_body": True})
+            sent += len(opening.head)
+        delivery.complete = opening.complete
+        iterator = opening.batches
+        while not (delivery.released or delivery.complete):  # the end, or shutdown
+            delivery.waiting = True
+            try:
+                batch = await anext(iterator)
+            except StopAsyncIteration:
+                break
+            finally:
+                delivery.waiting = False
+            body = wire.encode(batch) if batch else wire.heartbeat
+            t0 = clock()
+            try:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            finally:  # a client that leaves mid-send blocked us too: count that wait
+                blocked += clock() - t0
+            sent += len(body)
+            if batch:
+                delivery.last_seq = batch[-1].seq
+                delivery.complete = batch[-1].terminal
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         delivery.send_blocked_s += blocked

@@ -10,33 +10,30 @@ tool call in a `tool_use` block with the upstream's call id and its argument fra
 the first event that does not (or by the terminal event), so one log event may be
 written as up to three blocks: the previous block's stop, this block's start, its delta.
 
-Ids. Every block of log event `seq` carries an id, as its last field: the first block of
-the event `<stream_id>:<seq>`, the next ones `<stream_id>:<seq>.1` and `.2`. Each id names
-the point just after its block: a client cut anywhere holds the id of the last block it
-dispatched, and a resume after `<seq>.<part>` writes event `seq` from block `part + 1`,
-then the events after it: nothing repeated, nothing skipped. `message_start` is the
-first block of a new response, with `id: <stream_id>:0`, sent before the first token, so
-that a cut before it resumes the same generation. Pings carry no id: they hold nothing
-to repeat or to skip.
+Ids are the framing layer's (`app.wire.framing`): the first block of log event
+`seq` is `<stream_id>:<seq>`, the next ones `<stream_id>:<seq>.1` and `.2`, each the
+point just after its block, so a resume repeats nothing and skips nothing.
+`message_start` is the opening of a new response, `<stream_id>:0`, sent before the
+first token, so that a cut before it resumes the same generation. Pings carry no id:
+they hold nothing to repeat or to skip.
 
 Strategy: which block an event goes in depends on the events before it, so the encoder
-is a small state machine. A resumed response replays the events before its resume
-point's event through `skip` (state only, nothing written), then writes the rest of that
-event (`rest_of`) and what follows. A signature ends its thinking block: reasoning after
+is a small state machine (`replays`): a resumed response is shown the events before its
+resume point's event (state only, nothing written), then writes the rest of that event
+and what follows. A signature ends its thinking block: reasoning after
 it opens a new one, as Anthropic streams two thinking blocks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import orjson
 
 from app.core.events import Done, Event, Failure, StreamMeta, Usage
-from app.errors import BadLastEventId
+from app.sse import EventId, frame
 from app.wire.anthropic_errors import envelope, failure_type
+from app.wire.framing import Block, FramedWire
 
 BlockKind = Literal["text", "thinking", "redacted_thinking", "tool_use"]
 PING = b'event: ping\ndata: {"type": "ping"}\n\n'
@@ -53,23 +50,12 @@ _BLOCK_OF: dict[str, BlockKind] = {
     "reasoning": "thinking",
     "reasoning_signature": "thinking",
 }
-# `frame(b"content_block_delta", <a text_delta>, <id>)` as one template.
-_TEXT_DELTA = (
-    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-    b'"delta":{"type":"text_delta","text":%s}}\nid: %s%d\n\n'
-)
+# A text delta's data with the text left out (`%%s`), for one block index (`%d`).
+_TEXT_DELTA = b'{"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":%%s}}'
 _EMPTY_BLOCK = {
     "text": b'{"type":"text","text":""}',
     "thinking": b'{"type":"thinking","thinking":"","signature":""}',
 }
-
-
-def frame(name: bytes, data: bytes, event_id: bytes | None) -> bytes:
-    """One SSE block: `event:`, `data:`, then `id:` last (orjson escapes every control
-    character, so `data` is one line)."""
-    if event_id is None:
-        return b"event: %s\ndata: %s\n\n" % (name, data)
-    return b"event: %s\ndata: %s\nid: %s\n\n" % (name, data, event_id)
 
 
 def message_id(stream_id: str) -> str:
@@ -103,14 +89,6 @@ def message_head(meta: StreamMeta) -> dict[str, object]:
         "stop_sequence": None,
         "usage": {"input_tokens": 0, "output_tokens": 0},
     }
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """One SSE block of the encoding, before framing."""
-
-    name: bytes
-    data: bytes
 
 
 class BlockState:
@@ -167,14 +145,14 @@ class BlockState:
         self.count += 1
         self.open, self.kind = index, kind
         data = b'{"type":"content_block_start","index":%d,"content_block":%s}'
-        return Block(b"content_block_start", data % (index, content_block))
+        return Block(data % (index, content_block), b"content_block_start")
 
     def _close(self) -> list[Block]:
         if self.open is None:
             return []
         index, self.open, self.kind = self.open, None, None
         data = b'{"type":"content_block_stop","index":%d}' % index
-        return [Block(b"content_block_stop", data)]
+        return [Block(data, b"content_block_stop")]
 
     def _delta(self, kind: str, text: str) -> Block:
         assert self.open is not None
@@ -200,86 +178,54 @@ class BlockState:
             "usage": usage_payload(done.usage),
         }
         return [
-            Block(b"message_delta", orjson.dumps(delta)),
-            Block(b"message_stop", b'{"type":"message_stop"}'),
+            Block(orjson.dumps(delta), b"message_delta"),
+            Block(b'{"type":"message_stop"}', b"message_stop"),
         ]
 
 
 def _content_delta(index: int, delta: bytes) -> Block:
     data = b'{"type":"content_block_delta","index":%d,"delta":%s}' % (index, delta)
-    return Block(b"content_block_delta", data)
+    return Block(data, b"content_block_delta")
 
 
 def error_block(failure: Failure) -> Block:
     kind = failure_type(failure.type, failure.code)
-    return Block(b"error", orjson.dumps(envelope(kind, failure.message)))
+    return Block(orjson.dumps(envelope(kind, failure.message)), b"error")
 
 
-class AnthropicWire:
-    """One response's encoder. `fresh`: a new response, which opens with
-    `message_start`; a resumed one opens with what `resume_head` made of the event
-    its resume point is in."""
+class AnthropicWire(FramedWire):
+    """One response's encoder: a fresh response opens with `message_start`; every
+    block goes through the framing layer."""
 
-    __slots__ = ("_fresh", "_head", "_meta", "_prefix", "_state")
+    __slots__ = ("_meta", "_state", "_text_deltas")
 
     heartbeat = PING
+    replays = True
 
-    def __init__(self, meta: StreamMeta, *, fresh: bool) -> None:
+    def __init__(self, meta: StreamMeta) -> None:
+        super().__init__(meta.stream_id)
         self._meta = meta
-        self._prefix = meta.stream_id.encode() + b":"
-        self._fresh = fresh
-        self._head = b""
         self._state = BlockState()
+        self._text_deltas: dict[int, bytes] = {}  # block index -> the framed template
 
-    def preamble(self) -> bytes:
-        if not self._fresh:
-            return self._head
-        start = orjson.dumps({"type": "message_start", "message": message_head(self._meta)})
-        return frame(b"message_start", start, self._prefix + b"0") + PING
+    def opening(self, start: EventId | None) -> bytes:
+        if start is not None:
+            return b""  # the client holds message_start
+        start_data = orjson.dumps({"type": "message_start", "message": message_head(self._meta)})
+        return frame(self.framer.id(0), start_data, event=b"message_start") + PING
 
-    def skip(self, event: Event) -> None:
-        """An event the client holds whole: advance the state, write nothing."""
-        self._state.blocks(event)
+    def blocks(self, event: Event) -> list[Block]:
+        return self._state.blocks(event)
 
-    def rest_of(self, event: Event, part: int) -> bytes:
-        """The blocks of `event` after part `part`, which the client holds."""
-        blocks = self._state.blocks(event)
-        if part >= len(blocks):
-            raise BadLastEventId(
-                f"Last-Event-ID names part {part} of event {event.seq}, which has "
-                f"{len(blocks)} part(s) on this endpoint",
-                param="Last-Event-ID",
-            )
-        return self._framed(event.seq, blocks, part + 1)
-
-    def resume_head(self, head: bytes) -> None:
-        """What a resumed response opens with: the rest of its resume point's event
-        and any event already written after it."""
-        self._head = head
-
-    def encode(self, events: Sequence[Event]) -> bytes:
-        if len(events) == 1:
-            return self._encode_event(events[0])
-        return b"".join([self._encode_event(e) for e in events])
-
-    def _encode_event(self, event: Event) -> bytes:
+    def encode_event(self, event: Event) -> bytes:
         state = self._state
-        if event.kind == "token" and state.kind == "text":
+        if event.kind == "token" and state.kind == "text" and state.open is not None:
             # The hot path: a token in the open text block is one block, written in
-            # one formatting operation (exactly what `frame` writes for it).
-            return _TEXT_DELTA % (state.open, orjson.dumps(event.text), self._prefix, event.seq)
-        return self._framed(event.seq, state.blocks(event), 0)
-
-    def _framed(self, seq: int, blocks: Sequence[Block], first: int) -> bytes:
-        """Parts `first`... of event `seq`: part 0 has the id `<stream_id>:<seq>`, part
-        p `<stream_id>:<seq>.<p>`."""
-        prefix = self._prefix
-        return b"".join(
-            [
-                frame(
-                    b.name, b.data, b"%s%d.%d" % (prefix, seq, p) if p else b"%s%d" % (prefix, seq)
-                )
-                for p, b in enumerate(blocks)
-                if p >= first
-            ]
-        )
+            # one formatting operation on a template the framing layer made.
+            template = self._text_deltas.get(state.open)
+            if template is None:
+                data = _TEXT_DELTA % state.open
+                template = self.framer.template(data, b"content_block_delta")
+                self._text_deltas[state.open] = template
+            return template % (orjson.dumps(event.text), event.seq)
+        return self.framer.blocks(event.seq, state.blocks(event))

@@ -15,12 +15,11 @@ Each event kind is its own SSE event name, with a JSON payload:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import orjson
 
 from app.core.events import Done, Event, Failure, Usage
-from app.sse import encode_retry
+from app.sse import EventId, frame
+from app.wire.framing import Block, FramedWire
 
 
 def usage_payload(usage: Usage) -> dict[str, int]:
@@ -65,39 +64,37 @@ def _payload(event: Event) -> dict[str, object]:
     return failure_payload(event.failure)
 
 
-def encode(event: Event, stream_id: str) -> bytes:
-    cached = event.native
-    if cached is not None:
-        return cached
-    if event.kind == "token":
-        payload = orjson.dumps({"text": event.text})
-    else:
-        payload = orjson.dumps(_payload(event))
+def _data(event: Event) -> bytes:
     # orjson escapes every control character, so the payload is a single data line.
-    encoded = b"id: %s:%d\nevent: %s\ndata: %s\n\n" % (
-        stream_id.encode(),
-        event.seq,
-        event.kind.encode(),
-        payload,
-    )
-    event.native = encoded
-    return encoded
+    if event.kind == "token":
+        return orjson.dumps({"text": event.text})
+    return orjson.dumps(_payload(event))
 
 
-class NativeWire:
-    """Native `text/event-stream` for EventSource: `retry:` first, then events."""
+class NativeWire(FramedWire):
+    """Native `text/event-stream` for EventSource: one block per event, opened
+    by `retry:` with the id the response starts from (`<stream_id>:0` when it
+    starts fresh), so a client cut before the first token still holds an id
+    naming this stream and reconnects to it rather than starting another."""
 
+    __slots__ = ("_retry",)
     reconnects = True  # EventSource resumes by itself: shutdown may release its responses
 
     def __init__(self, stream_id: str, retry_ms: int) -> None:
-        self._stream_id = stream_id
-        self._retry = encode_retry(retry_ms)
+        super().__init__(stream_id)
+        self._retry = retry_ms
 
-    def preamble(self) -> bytes:
-        return self._retry
+    def opening(self, start: EventId | None) -> bytes:
+        # A resumed response restates the id it resumes after: the client holds it already.
+        held = self.framer.id(0) if start is None else str(start).encode()
+        return frame(held, retry=self._retry)
 
-    def encode(self, events: Sequence[Event]) -> bytes:
-        sid = self._stream_id
-        if len(events) == 1:
-            return encode(events[0], sid)
-        return b"".join([encode(e, sid) for e in events])
+    def blocks(self, event: Event) -> tuple[Block]:
+        return (Block(_data(event), event.kind.encode()),)
+
+    def encode_event(self, event: Event) -> bytes:
+        # The bytes depend only on the stream: every reader shares them.
+        cached = event.native
+        if cached is None:
+            cached = event.native = self.framer.event(event.seq, _data(event), event.kind.encode())
+        return cached

@@ -1,28 +1,30 @@
 """The OpenAI Chat Completions encoding (docs/api.md, OpenAI-compatible): log events as
 `chat.completion.chunk` SSE blocks, byte for byte in OpenAI's key order. Pure.
 
-Every block carries `id: <stream_id>:<seq>` of the log event it belongs to,
-next to its `data:` line: the official SDK raises on a block without `data:`,
-so there is no `retry:` preamble and no bare `id:` block.
+Every block carries an id next to its `data:` line (the official SDK raises on
+a block without `data:`, so there is no `retry:` and no bare `id:` block), and
+no two blocks share one (`app.wire.framing`):
 
-- The role chunk is part of the encoding of event 1 (unless event 1 is an
-  error), so a resume after any id never repeats it.
-- A delta event is one chunk, cached on `Event.openai`: every reader of the
-  stream shares the same bytes (they depend only on the stream). A token is a
-  `content` delta; reasoning a `reasoning_content` delta (as vLLM, DeepSeek
-  and llama.cpp stream it); a refusal a `refusal` delta; a tool call's start
-  `tool_calls: [{index, id, type: "function", function: {name, arguments: ""}}]`
-  and each arguments fragment `tool_calls: [{index, function: {arguments}}]`,
-  as OpenAI streams them. Anthropic's thinking signatures and redacted
-  thinking have no place in this format: those events write no chunk (the
-  native API carries them).
-- The role chunk says `content: ""` when the answer starts with text (or
-  ends at once) and `content: null` otherwise, as OpenAI does before a tool
-  call or a refusal.
-- The done event is the finish-reason chunk, the usage chunk when the request
-  asked for `stream_options.include_usage`, and `data: [DONE]`, all with the
-  done event's id. It is not cached: include_usage differs per request.
+- The role chunk opens a fresh response, as `<stream_id>:0`: a client that
+  holds it resumes from event 1 and never sees it again. It says
+  `content: ""` when the answer starts with text (or ends at once) and
+  `content: null` otherwise, as OpenAI does before a tool call or a refusal,
+  so it is written just before the first event.
+- A delta event is one chunk, `<stream_id>:<seq>`, cached on `Event.openai`:
+  every reader of the stream shares the same bytes (they depend only on the
+  stream). A token is a `content` delta; reasoning a `reasoning_content`
+  delta (as vLLM, DeepSeek and llama.cpp stream it); a refusal a `refusal`
+  delta; a tool call's start `tool_calls: [{index, id, type: "function",
+  function: {name, arguments: ""}}]` and each arguments fragment
+  `tool_calls: [{index, function: {arguments}}]`, as OpenAI streams them.
+  Anthropic's thinking signatures and redacted thinking have no place in
+  this format: those events write no block (the native API carries them).
+- The done event is the finish-reason chunk (`<seq>`), the usage chunk when
+  the request asked for `stream_options.include_usage` (`<seq>.1`), and
+  `data: [DONE]` (the next part). Resuming after the finish chunk sends the
+  rest; after `[DONE]`, nothing (204). Not cached: include_usage is per request.
 - An error event is `data: {"error": {...}}`, and nothing follows it.
+- The heartbeat is a comment line with no blank line after it (see `heartbeat`).
 """
 
 from __future__ import annotations
@@ -32,16 +34,15 @@ from collections.abc import Sequence
 import orjson
 
 from app.core.events import Done, Event, Failure, StreamMeta, Usage
+from app.sse import EventId
+from app.wire.framing import Block, FramedWire
 
 OBJECT_CHUNK = "chat.completion.chunk"
 _ROLE_DELTA = b'{"role":"assistant","content":"","refusal":null}'
 _ROLE_NULL_DELTA = b'{"role":"assistant","content":null,"refusal":null}'
-_NO_CHUNK = ("reasoning_signature", "reasoning_redacted")
-# `_block(seq, _choice({"content": text}, null))` in one template.
-_TOKEN = (
-    b'%s%d\ndata: %s"choices":[{"index":0,"delta":{"content":%s},'
-    b'"logprobs":null,"finish_reason":null}]}\n\n'
-)
+_DONE = Block(b"[DONE]")
+# `_choice({"content": text}, null)` in one template.
+_TOKEN = b'%s"choices":[{"index":0,"delta":{"content":%s},"logprobs":null,"finish_reason":null}]}'
 
 
 def completion_id(stream_id: str) -> str:
@@ -91,16 +92,22 @@ def error_body(failure: Failure) -> dict[str, object]:
     }
 
 
-class OpenAIWire:
+class OpenAIWire(FramedWire):
     """One response's encoder. Strategy: the constant head of every chunk
     (`{"id":…,"system_fingerprint":null,`) is built once per response and the
     variable part spliced in, so a token costs one orjson call on its text."""
 
-    __slots__ = ("_head", "_include_usage", "_stream_id", "_token_head")
+    __slots__ = ("_head", "_include_usage", "_role_due", "_token_block")
+    # A comment line without the blank line after it. The official SDK's parser
+    # keeps the last id, as the spec says, and turns any blank line after one
+    # into an event with empty data, which it then fails to read as JSON; a
+    # spec parser ignores the comment line either way.
+    heartbeat = b": ping\n"
 
     def __init__(self, meta: StreamMeta, *, include_usage: bool) -> None:
-        self._stream_id = meta.stream_id.encode()
+        super().__init__(meta.stream_id)
         self._include_usage = include_usage
+        self._role_due = False
         head = orjson.dumps(
             {
                 "id": completion_id(meta.stream_id),
@@ -111,37 +118,50 @@ class OpenAIWire:
             }
         )
         self._head = head[:-1] + b","  # the object left open for `choices`
-        self._token_head = b"id: %s:" % self._stream_id
+        # A token's whole block as one template: its text, then its seq, go in.
+        self._token_block = self.framer.template(_TOKEN % (self._head.replace(b"%", b"%%"), b"%s"))
 
-    def preamble(self) -> bytes:
-        # Nothing: hypercorn sends the headers on http.response.start, and a
-        # `retry:` block alone would make the SDK raise.
+    def opening(self, start: EventId | None) -> bytes:
+        # Nothing yet: the role chunk (`<stream_id>:0`) depends on the first
+        # event, so it is written with it; a resumed response had it.
+        self._role_due = start is None
         return b""
 
     def encode(self, events: Sequence[Event]) -> bytes:
-        if len(events) == 1:
-            return self.encode_event(events[0])
-        return b"".join([e.openai or self.encode_event(e) for e in events])
+        if self._role_due and events:
+            return self._role(events[0]) + super().encode(events)
+        return super().encode(events)
 
     def encode_event(self, event: Event) -> bytes:
         if event.kind == "token":
             cached = event.openai
             if cached is None:
-                cached = event.openai = self._token(event)
+                # One formatting operation per token: this is the hot path.
+                block = self._token_block % (orjson.dumps(event.text), event.seq)
+                cached = event.openai = block
             return cached
         if not event.terminal:
             cached = event.openai
             if cached is None:
-                cached = event.openai = self._typed(event)
+                cached = event.openai = self.framer.blocks(event.seq, self.blocks(event))
             return cached
-        if event.done is not None:
-            return self._done(event, event.done)
-        assert event.failure is not None
-        return self._block(event.seq, orjson.dumps(error_body(event.failure)))
+        return self.framer.blocks(event.seq, self.blocks(event))
 
-    def _block(self, seq: int, data: bytes) -> bytes:
-        # orjson escapes every control character: the payload is one data line.
-        return b"id: %s:%d\ndata: %s\n\n" % (self._stream_id, seq, data)
+    def blocks(self, event: Event) -> tuple[Block, ...]:
+        if event.kind == "token":
+            return (Block(self._token(event)),)
+        if event.done is not None:
+            return self._done(event.done)
+        if event.failure is not None:
+            return (Block(orjson.dumps(error_body(event.failure))),)
+        delta = delta_of(event)
+        return (Block(self._choice(delta, b"null")),) if delta else ()
+
+    def _role(self, first: Event) -> bytes:
+        self._role_due = False
+        text_first = first.kind == "token" or first.terminal
+        delta = _ROLE_DELTA if text_first else _ROLE_NULL_DELTA
+        return self.framer.block(0, Block(self._choice(delta, b"null")))
 
     def _choice(self, delta: bytes, finish_reason: bytes) -> bytes:
         return b'%s"choices":[{"index":0,"delta":%s,"logprobs":null,"finish_reason":%s}]}' % (
@@ -150,28 +170,12 @@ class OpenAIWire:
             finish_reason,
         )
 
-    def _role(self, event: Event) -> bytes:
-        if event.seq != 1:
-            return b""
-        text_first = event.kind == "token" or event.kind == "done"
-        delta = _ROLE_DELTA if text_first else _ROLE_NULL_DELTA
-        return self._block(event.seq, self._choice(delta, b"null"))
-
-    def _typed(self, event: Event) -> bytes:
-        delta = delta_of(event)
-        block = self._block(event.seq, self._choice(delta, b"null")) if delta else b""
-        return self._role(event) + block
-
     def _token(self, event: Event) -> bytes:
-        # One formatting operation per token: this is the hot path.
-        block = _TOKEN % (self._token_head, event.seq, self._head, orjson.dumps(event.text))
-        return self._role(event) + block if event.seq == 1 else block
+        return _TOKEN % (self._head, orjson.dumps(event.text))
 
-    def _done(self, event: Event, done: Done) -> bytes:
-        finish = self._choice(b"{}", orjson.dumps(done.finish_reason))
-        parts = [self._role(event), self._block(event.seq, finish)]
-        if self._include_usage:
-            usage = b'%s"choices":[],"usage":%s}' % (self._head, orjson.dumps(usage_payload(done)))
-            parts.append(self._block(event.seq, usage))
-        parts.append(self._block(event.seq, b"[DONE]"))
-        return b"".join(parts)
+    def _done(self, done: Done) -> tuple[Block, ...]:
+        finish = Block(self._choice(b"{}", orjson.dumps(done.finish_reason)))
+        if not self._include_usage:
+            return finish, _DONE
+        usage = b'%s"choices":[],"usage":%s}' % (self._head, orjson.dumps(usage_payload(done)))
+        return finish, Block(usage), _DONE

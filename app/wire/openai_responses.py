@@ -16,13 +16,13 @@ gaps. One log event becomes one or more Responses events (a group):
 
 Strategy (exact resume): the groups are a deterministic function of the log,
 so a sequence number names one block of one log event for every reader in
-every process. A reader folds the log from its start and writes only the
-blocks after its resume point: `starting_after=N` (a sequence number) or a
-Last-Event-ID. Each block's SSE id is its place in the log, and is the last
-field of the block: `<stream_id>:<seq>` on the last block of log event
-`seq`'s group, `<stream_id>:<seq>.<part>` (part 1, 2, ...) on the blocks
-before it. A cut after any block therefore names a resume point that
-repeats nothing and skips nothing.
+every process (`replays`: a reader folds the log from its start). Every block
+goes through the framing layer (`app.wire.framing`): the first block of log
+event `seq`'s group is `<stream_id>:<seq>`, the next `<stream_id>:<seq>.1`,
+and so on; the opening group is event 0's (`<stream_id>:0`, `:0.1`, ...). A
+cut after any block therefore names a resume point that repeats nothing and
+skips nothing. `starting_after=N` (a sequence number) is the other way in: the
+blocks up to N are folded and not written.
 
 Strategy (hot path): a reader that keeps up encodes a token with one
 template and caches the bytes on the event (`Event.responses`): they depend
@@ -31,90 +31,55 @@ only on the stream, so every other reader reuses them.
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 import orjson
 
 from app.core.events import Event
-from app.errors import BadLastEventId
-from app.sse import is_stream_id
+from app.sse import EventId
+from app.wire.framing import Block, FramedWire
 from app.wire.responses_fold import Op, ResponseFold
 from app.wire.responses_object import ResponseHead, Status, to_object
 
-_ALL_PARTS = math.inf
-_EVENT_ID = re.compile(r"(?P<sid>[A-Za-z0-9_-]{16,64}):(?P<seq>\d{1,15})(?:\.(?P<part>\d{1,4}))?")
-# One output_text delta block: the prefix is made once per text part.
-_DELTA_PREFIX = (
-    "event: response.output_text.delta\n"
-    'data: {"type":"response.output_text.delta","item_id":"%s","output_index":%d,'
-    '"content_index":%d,"delta":'
+# One output_text delta's data, made once per text part: the delta's text
+# (`%%s`) and its sequence number (`%%d`) go in per token.
+_DELTA_DATA = (
+    '{"type":"response.output_text.delta","item_id":"%s","output_index":%d,'
+    '"content_index":%d,"delta":%%s,"logprobs":[],"sequence_number":%%d}'
 )
-_DELTA_TAIL = b',"logprobs":[],"sequence_number":%d}\nid: %s:%d\n\n'
+_DELTA_EVENT = b"response.output_text.delta"
 
 
-def frame(name: str, data: bytes, event_id: str) -> bytes:
-    """One SSE block: `event:`, one `data:` line (orjson escapes every line break), `id:` last."""
-    return b"event: %s\ndata: %s\nid: %s\n\n" % (name.encode(), data, event_id.encode())
+class ResponsesWire(FramedWire):
+    """One reader's encoder: folds every event of the log; writes the blocks
+    after `starting_after` (a sequence number, -1 for all)."""
 
-
-@dataclass(frozen=True, slots=True)
-class ResumeAt:
-    """Where a reader resumes: after a sequence number, or after a block named by an SSE id."""
-
-    sequence_number: int = -1  # -1: from the first event
-    seq: int = -1
-    part: float = -1  # blocks 1..part of log event `seq` were received
-
-    def skips(self, sn: int, seq: int, part: int) -> bool:
-        return sn <= self.sequence_number or (seq, part) <= (self.seq, self.part)
-
-
-FROM_START = ResumeAt()
-
-
-def parse_resume_id(value: str) -> tuple[str, ResumeAt]:
-    """`<stream_id>:<seq>` or `<stream_id>:<seq>.<part>` -> (stream id, resume point)."""
-    match = _EVENT_ID.fullmatch(value.strip())
-    if match is None or not is_stream_id(match["sid"]):
-        raise BadLastEventId(
-            f"Last-Event-ID {value[:80]!r} is not of the form '<stream_id>:<seq>[.<part>]'",
-            param="Last-Event-ID",
-        )
-    part = match["part"]
-    return match["sid"], ResumeAt(
-        seq=int(match["seq"]), part=_ALL_PARTS if part is None else int(part)
-    )
-
-
-class ResponsesWire:
-    """One reader's encoder: folds every event of the log, writes those after `resume`."""
-
-    __slots__ = ("_after", "_fold", "_head", "_prefix", "_resume", "_sid", "_sink", "_sn")
+    __slots__ = ("_after", "_fold", "_group_sn", "_head", "_sink", "_sn", "_template")
 
     # Strategy: a keep-alive comment line with no blank line after it. The
     # official SDK's decoder keeps the last `id:` and dispatches a blank line
     # after a comment as an event with empty data, which it then fails to
     # parse as JSON; a comment line alone dispatches nothing in any parser.
     heartbeat = b": ping\n"
+    replays = True
 
-    def __init__(self, head: ResponseHead, resume: ResumeAt = FROM_START) -> None:
+    def __init__(self, head: ResponseHead, starting_after: int = -1) -> None:
+        super().__init__(head.stream_id)
         self._head = head
-        self._resume = resume
-        self._sid = head.stream_id.encode()
+        self._after = starting_after
         self._fold = ResponseFold(head.stream_id)
         self._sn = 0  # the next sequence number
-        self._after = (resume.sequence_number, resume.seq)  # hot path: past the resume point
-        self._sink: list[str] | None = None  # the text part `_prefix` was made for
-        self._prefix = b""
+        self._group_sn = 0  # the sequence number of the last group's first block
+        self._sink: list[str] | None = None  # the text part `_template` was made for
+        self._template = b""
 
     @property
     def fold(self) -> ResponseFold:
         return self._fold
 
-    def preamble(self) -> bytes:
+    @property
+    def opening_parts(self) -> int:
+        return 3 if self._head.background else 2
+
+    def opening(self, start: EventId | None) -> bytes:
         head, fold = self._head, self._fold
         first: Status = "queued" if head.background else "in_progress"
         group: list[Op] = [("response.created", {"response": to_object(head, fold, status=first)})]
@@ -122,35 +87,38 @@ class ResponsesWire:
             group.append(("response.queued", {"response": to_object(head, fold)}))
         in_progress = to_object(head, fold, status="in_progress")
         group.append(("response.in_progress", {"response": in_progress}))
-        return self._write(0, group)
+        blocks = self._number(group)
+        held = 0 if start is None else start.part + 1 if start.seq == 0 else len(blocks)
+        return self.framer.blocks(0, blocks, max(held, self._unsent()))
 
-    def encode(self, events: Sequence[Event]) -> bytes:
-        return b"".join([self.encode_event(event) for event in events])
+    def blocks(self, event: Event) -> list[Block]:
+        group = self._fold.add(event)
+        if event.terminal:
+            group.append(self._terminal())
+        return self._number(group)
 
     def encode_event(self, event: Event) -> bytes:
         fold = self._fold
         sink = fold.text_sink
         sn = self._sn
-        if (
-            sink is not None
-            and event.kind == "token"
-            and sn > self._after[0]
-            and event.seq > self._after[1]
-        ):
+        if sink is not None and event.kind == "token" and sn > self._after:
             sink.append(event.text)
             self._sn = sn + 1
             cached = event.responses
             if cached is None:
                 if sink is not self._sink:
                     self._sink = sink
-                    self._prefix = (_DELTA_PREFIX % fold.text_where()).encode()
-                tail = _DELTA_TAIL % (sn, self._sid, event.seq)
-                cached = event.responses = self._prefix + orjson.dumps(event.text) + tail
+                    data = (_DELTA_DATA % fold.text_where()).encode()
+                    self._template = self.framer.template(data, _DELTA_EVENT)
+                cached = self._template % (orjson.dumps(event.text), sn, event.seq)
+                event.responses = cached
             return cached
-        group = fold.add(event)
-        if event.terminal:
-            group.append(self._terminal())
-        return self._write(event.seq, group)
+        blocks = self.blocks(event)
+        return self.framer.blocks(event.seq, blocks, self._unsent())
+
+    def _unsent(self) -> int:
+        """The first part of the last group after `starting_after`."""
+        return max(0, self._after + 1 - self._group_sn)
 
     def _terminal(self) -> Op:
         head, fold = self._head, self._fold
@@ -162,7 +130,8 @@ class ResponsesWire:
             return ("response.incomplete", {"response": response})
         return ("response.failed", {"response": response})
 
-    def _write(self, seq: int, group: list[Op]) -> bytes:
+    def _number(self, group: list[Op]) -> list[Block]:
+        """The group's blocks, each with its sequence number."""
         failure = self._fold.terminal.failure if self._fold.terminal is not None else None
         if (
             failure is not None
@@ -173,15 +142,11 @@ class ResponsesWire:
             # which the client asked for, has none.
             error = {"type": failure.type, "code": failure.type, "message": failure.message}
             group.insert(len(group) - 1, ("error", {"error": {**error, "param": None}}))
-        blocks: list[bytes] = []
-        sid = self._head.stream_id
-        last = len(group)
-        for part, (name, payload) in enumerate(group, start=1):
-            sn = self._sn
+        self._group_sn = self._sn
+        blocks: list[Block] = []
+        for name, payload in group:
+            # orjson escapes every line break: the data is one line.
+            data = orjson.dumps({"type": name, **payload, "sequence_number": self._sn})
+            blocks.append(Block(data, name.encode()))
             self._sn += 1
-            if self._resume.skips(sn, seq, part):
-                continue
-            data = orjson.dumps({"type": name, **payload, "sequence_number": sn})
-            event_id = f"{sid}:{seq}" if part == last else f"{sid}:{seq}.{part}"
-            blocks.append(frame(name, data, event_id))
-        return b"".join(blocks)
+        return blocks

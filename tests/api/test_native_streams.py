@@ -137,7 +137,15 @@ async def test_unknown_streams_are_404_and_bad_event_ids_400(
     assert missing.status_code == 404
     assert missing.json()["error"]["type"] == "not_found"
     sid = await create(client, server.url, max_tokens=3)
-    for bad in ["nonsense", f"{sid}:x", f"{sid}:0", "AAAAAAAAAAAAAAAAAAAAAA:1", f"{sid}:99"]:
+    bad_ids = [
+        "nonsense",
+        f"{sid}:x",
+        f"{sid}:0.1",  # the opening has no parts
+        f"{sid}:2.1",  # a native event is one block: it has no part 1
+        "AAAAAAAAAAAAAAAAAAAAAA:1",
+        f"{sid}:99",
+    ]
+    for bad in bad_ids:
         await read_sse(client, f"{server.url}/v1/streams/{sid}")  # let it end
         response = await client.get(
             f"{server.url}/v1/streams/{sid}", headers={"Last-Event-ID": bad}

@@ -22,7 +22,11 @@ class SSEParser:
     events: list[SSEEvent] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
     retry: int | None = None
-    last_event_id: str | None = None
+    last_event_id: str | None = None  # the spec's "last event ID buffer": set by an id line
+    # The spec's "last event ID string": what EventSource sends as Last-Event-ID on a
+    # reconnect. It takes the buffer's value when a block ends (its blank line), so a
+    # client cut inside a block does not hold that block's id.
+    resume_id: str | None = None
     _decoder: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace")
     )
@@ -76,6 +80,7 @@ class SSEParser:
             self.retry = int(value)
 
     def _dispatch(self) -> None:
+        self.resume_id = self.last_event_id
         if not self._data:
             self._event = ""
             return

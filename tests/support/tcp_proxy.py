@@ -5,6 +5,10 @@ the head of every HTTP/1.1 request the client sends (so a test can see the
 `Last-Event-ID` of a reconnection), and `cut()` resets every connection open at
 that moment, as a network failure would. New connections are accepted after a
 cut: reconnecting is the client's business.
+
+`cut_next(k)` cuts the next connection it accepts once the client has received
+exactly k bytes of the first response's body (after its head, and inside any
+chunked framing): the proxy forwards up to that byte and closes both sides.
 """
 
 from __future__ import annotations
@@ -70,9 +74,55 @@ def _parse_head(raw: bytes) -> tuple[str, str, dict[str, str]]:
     return method, target, headers
 
 
+class BodyCutter:
+    """How much of a response's bytes to forward so that the client receives
+    exactly `limit` bytes of its body. Pure.
+
+    The head is forwarded whole; a chunked body is followed through its size
+    lines, so the count is of body bytes, not of chunk framing.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._head = bytearray()
+        self._chunked: bool | None = None  # None: still in the head
+        self._line = bytearray()  # a chunk-size line being read
+        self._left = 0  # data bytes left in the current chunk
+        self._crlf = 0  # bytes of the CRLF after a chunk's data still to pass
+        self._body = 0
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        """The part of `data` to forward, and whether to cut right after it."""
+        for i in range(len(data)):
+            if self._body >= self._limit and self._chunked is not None:
+                return data[:i], True
+            self._step(data[i])
+        return data, self._chunked is not None and self._body >= self._limit
+
+    def _step(self, byte: int) -> None:
+        if self._chunked is None:
+            self._head.append(byte)
+            if self._head.endswith(b"\r\n\r\n"):
+                self._chunked = b"transfer-encoding: chunked" in self._head.lower()
+        elif not self._chunked:
+            self._body += 1
+        elif self._left:
+            self._left -= 1
+            self._body += 1
+            self._crlf = 2 if not self._left else 0
+        elif self._crlf:
+            self._crlf -= 1
+        else:
+            self._line.append(byte)
+            if self._line.endswith(b"\r\n"):
+                self._left = int(bytes(self._line[:-2]).split(b";")[0], 16)
+                self._line.clear()
+
+
 class TcpProxy:
     def __init__(self, upstream_port: int) -> None:
         self._upstream_port = upstream_port
+        self._cut_next: int | None = None
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
         self._accepted = 0
@@ -99,6 +149,10 @@ class TcpProxy:
         if self._server is not None:
             await self._server.wait_closed()
 
+    def cut_next(self, body_bytes: int) -> None:
+        """Cut the next accepted connection after `body_bytes` of its response body."""
+        self._cut_next = body_bytes
+
     def cut(self) -> int:
         """Reset every open connection, both sides; how many sockets were cut."""
         writers = list(self._open)
@@ -121,6 +175,8 @@ class TcpProxy:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._accepted += 1
         connection = self._accepted
+        cutter = BodyCutter(self._cut_next) if self._cut_next is not None else None
+        self._cut_next = None
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._upstream_port)
         except OSError:
@@ -130,7 +186,7 @@ class TcpProxy:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._upstream(reader, up_writer, connection))
-                group.create_task(_pump(up_reader, writer))
+                group.create_task(_pump(up_reader, writer, cutter, up_writer))
         except* (ConnectionError, ValueError):
             pass  # a cut, or a peer gone: the other side was reset with it
         finally:
@@ -156,10 +212,24 @@ class TcpProxy:
             self._changed.notify_all()
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    cutter: BodyCutter | None = None,
+    source: asyncio.StreamWriter | None = None,
+) -> None:
     while data := await reader.read(_READ):
+        cut = False
+        if cutter is not None:
+            data, cut = cutter.feed(data)
         writer.write(data)
         await writer.drain()
+        if cut:
+            # A clean close (FIN), not a reset: a reset may make the client's
+            # kernel drop bytes it received but the client has not read yet.
+            assert source is not None
+            source.transport.abort()  # the server sees its client gone
+            break
     writer.close()  # close, not abort: what was written still arrives
 
 

@@ -12,8 +12,8 @@ from anthropic.lib.streaming._messages import accumulate_event
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.api.anthropic_door import parse_resume_id
 from app.core.events import Done, Event, EventKind, Failure, StreamMeta, ToolCall, Usage
+from app.sse import parse_event_id
 from app.wire.anthropic_message import MessageBuilder
 from app.wire.anthropic_messages import AnthropicWire
 from tests.support.sse_parser import SSEEvent, SSEParser
@@ -69,8 +69,8 @@ CASES = {"text": TEXT, "tools": TOOLS, "thinking": THINKING, "refusal": REFUSAL}
 
 
 def encode(events: list[Event]) -> bytes:
-    wire = AnthropicWire(META, fresh=True)
-    return wire.preamble() + b"".join(wire.encode([e]) for e in events)
+    wire = AnthropicWire(META)
+    return wire.opening(None) + b"".join(wire.encode([e]) for e in events)
 
 
 def parse(body: bytes) -> list[SSEEvent]:
@@ -215,8 +215,10 @@ def test_every_block_but_pings_ends_with_a_unique_id(name: str) -> None:
 def resumed(events: list[Event], last_id: str) -> bytes:
     """What a resumed response writes after `last_id`, as the door builds it: the
     events before the resume point's event replayed into the state, then the rest."""
-    _, seq, part = parse_resume_id(last_id)
-    wire = AnthropicWire(META, fresh=False)
+    start = parse_event_id(last_id)
+    seq, part = start.seq, start.part
+    wire = AnthropicWire(META)
+    assert wire.opening(start) == b""
     if seq == 0:
         return wire.encode(events)
     for event in events[: seq - 1]:

@@ -14,11 +14,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.core.events import Done, Event, Failure, FinishReason, Usage, token
+from app.core.events import Done, Event, Failure, FinishReason, StreamMeta, Usage, token
 from app.errors import BadLastEventId
-from app.wire.openai_responses import FROM_START, ResponsesWire, ResumeAt, parse_resume_id
+from app.sse import EventId, parse_event_id
+from app.wire.openai_responses import ResponsesWire
 from app.wire.responses_fold import ResponseFold
 from app.wire.responses_object import ECHO_FIELDS, ResponseHead, to_object
+from tests.support.resume import written_after
 from tests.support.sse_parser import SSEEvent, SSEParser
 from tests.support.typed import agent_turn, delta, typed_events
 
@@ -42,9 +44,17 @@ def log_of(texts: list[str], end: FinishReason | Failure = "stop") -> list[Event
     return events
 
 
-def encode(events: list[Event], at: ResumeAt = FROM_START, background: bool = False) -> bytes:
-    wire = ResponsesWire(head(background), at)
-    return wire.preamble() + b"".join(wire.encode([e]) for e in events)
+def encode(
+    events: list[Event],
+    start: EventId | None = None,
+    background: bool = False,
+    starting_after: int = -1,
+) -> bytes:
+    """The body of a response on the Responses wire after `start` or
+    `starting_after`, as the door opens it (b"" for a 204)."""
+    wire = ResponsesWire(head(background), starting_after)
+    meta = StreamMeta(SID, "sim/echo", 1771881597, "")
+    return written_after(meta, events, wire, start) or b""
 
 
 def parse(body: bytes) -> list[SSEEvent]:
@@ -216,9 +226,33 @@ def test_a_refusal_is_a_refusal_part_of_the_message() -> None:
 
 
 def test_a_malformed_last_event_id_is_refused() -> None:
-    for value in ("nope", f"{SID}:x", f"{SID}:1.x", "short:1"):
+    for value in ("nope", f"{SID}:x", f"{SID}:1.x", "short:1", f"{SID}:1.0"):
         with pytest.raises(BadLastEventId):
-            parse_resume_id(value)
+            parse_event_id(value)
+
+
+def test_a_part_the_opening_does_not_have_is_refused() -> None:
+    events = log_of(["a"])
+    assert encode(events, EventId(SID, 0, 1)) != b""  # created, then in_progress
+    with pytest.raises(BadLastEventId):
+        encode(events, EventId(SID, 0, 2))
+    assert encode(events, EventId(SID, 0, 2), background=True) != b""  # created, queued, …
+
+
+def test_ids_are_the_framing_layers_first_block_bare_then_parts() -> None:
+    body = encode(log_of(["a"]))
+    ids = [e.id for e in parse(body)]
+    assert ids == [
+        f"{SID}:0",  # response.created
+        f"{SID}:0.1",  # response.in_progress
+        f"{SID}:1",  # output_item.added
+        f"{SID}:1.1",  # content_part.added
+        f"{SID}:1.2",  # output_text.delta
+        f"{SID}:2",  # output_text.done
+        f"{SID}:2.1",
+        f"{SID}:2.2",
+        f"{SID}:2.3",  # response.completed
+    ]
 
 
 ENDS: st.SearchStrategy[FinishReason | Failure] = st.sampled_from(
@@ -245,7 +279,7 @@ def test_starting_after_gives_exactly_the_events_after_it(
 ) -> None:
     events, background = case
     everything = payloads(encode(events, background=background))
-    rest = payloads(encode(events, ResumeAt(sequence_number=after), background=background))
+    rest = payloads(encode(events, background=background, starting_after=after))
     assert rest == [p for p in everything if int(str(p["sequence_number"])) > after]
 
 
@@ -259,10 +293,10 @@ def test_a_cut_at_any_byte_resumes_by_last_event_id_without_loss_or_repeat(
     parser = SSEParser()
     parser.feed(body[:cut])
     held = [json.loads(e.data) for e in parser.events]
-    if parser.last_event_id is None:
+    if parser.resume_id is None:
         rest = payloads(encode(events, background=background))
     else:
-        _, at = parse_resume_id(parser.last_event_id)
+        at = parse_event_id(parser.resume_id)
         rest = payloads(encode(events, at, background=background))
     assert held + rest == payloads(body)
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app.core.events import Done, Event, Failure, FinishReason, StreamMeta, Usage, token
+from app.errors import BadLastEventId
+from app.sse import EventId
 from app.wire.completion import Answer, completion_body
 from app.wire.openai import OpenAIWire
 from tests.support.sse_parser import SSEEvent, SSEParser
@@ -69,7 +72,9 @@ def parse(body: bytes) -> list[SSEEvent]:
 
 
 def encode(events: list[Event], *, include_usage: bool = True) -> bytes:
-    return OpenAIWire(META, include_usage=include_usage).encode(events)
+    """A fresh response: the opening (role chunk), then the events."""
+    wire = OpenAIWire(META, include_usage=include_usage)
+    return wire.opening(None) + wire.encode(events)
 
 
 def test_recorded_stream_is_reproduced_byte_for_byte() -> None:
@@ -86,22 +91,52 @@ def test_every_block_has_its_event_id_next_to_its_data_line() -> None:
     for block in blocks[:-1]:
         lines = block.split(b"\n")
         assert len(lines) == 2
-        assert lines[0].startswith(f"id: {SID}:".encode())
-        assert lines[1].startswith(b"data: ")
+        assert lines[0].startswith(b"data: ")
+        assert lines[1].startswith(f"id: {SID}:".encode()), "id is the last field"
     ids = [event.id for event in parse(body)]
     last = len(texts) + 1
-    # role and first token share id 1; finish, usage and [DONE] share the done event's id
-    assert ids == [f"{SID}:1", *(f"{SID}:{i}" for i in range(1, last)), *[f"{SID}:{last}"] * 3]
+    # the role chunk opens the response (:0); finish, usage and [DONE] are parts of the end
+    assert ids == [
+        f"{SID}:0",
+        *(f"{SID}:{i}" for i in range(1, last)),
+        f"{SID}:{last}",
+        f"{SID}:{last}.1",
+        f"{SID}:{last}.2",
+    ]
+    assert len(set(ids)) == len(ids), "no two blocks share an id"
 
 
-def test_preamble_is_empty_so_no_block_lacks_data() -> None:
-    assert OpenAIWire(META, include_usage=False).preamble() == b""
+def test_a_resumed_response_has_no_opening_so_no_block_lacks_data() -> None:
+    wire = OpenAIWire(META, include_usage=False)
+    assert wire.opening(EventId(SID, 0)) == b""
+    assert wire.opening(EventId(SID, 5)) == b""
+
+
+def test_resuming_inside_the_end_sends_the_parts_after_the_one_held() -> None:
+    wire = OpenAIWire(META, include_usage=True)
+    end = done(4)
+    after_finish = parse(wire.rest_of(end, 0))
+    assert [e.id for e in after_finish] == [f"{SID}:4.1", f"{SID}:4.2"]
+    assert json.loads(after_finish[0].data)["usage"]["total_tokens"] == 44
+    assert after_finish[1].data == "[DONE]"
+    assert [e.data for e in parse(wire.rest_of(end, 1))] == ["[DONE]"]
+    assert wire.rest_of(end, 2) == b""
+
+
+def test_a_part_the_event_does_not_have_is_refused_naming_the_header() -> None:
+    wire = OpenAIWire(META, include_usage=False)
+    with pytest.raises(BadLastEventId) as info:
+        wire.rest_of(done(4), 2)  # without usage the end has two parts: finish, [DONE]
+    assert info.value.param == "Last-Event-ID"
+    with pytest.raises(BadLastEventId):
+        wire.rest_of(token(3, "x"), 1)
 
 
 def test_without_include_usage_there_is_no_usage_chunk() -> None:
     events = parse(encode(answer(["Hi", " there"]), include_usage=False))
     payloads = [e.data for e in events]
     assert payloads[-1] == "[DONE]"
+    assert events[-1].id == f"{SID}:3.1"
     chunks = [json.loads(p) for p in payloads[:-1]]
     assert all("usage" not in c for c in chunks)
     assert [c["choices"][0]["finish_reason"] for c in chunks] == [None, None, None, "stop"]
@@ -118,7 +153,8 @@ def test_usage_chunk_has_empty_choices_and_totals() -> None:
 
 def test_resumed_encoding_never_repeats_the_role_chunk() -> None:
     events = answer(["one", " two", " three"])
-    resumed = parse(OpenAIWire(META, include_usage=False).encode(events[1:]))
+    wire = OpenAIWire(META, include_usage=False)
+    resumed = parse(wire.opening(EventId(SID, 1)) + wire.encode(events[1:]))
     deltas = [json.loads(e.data)["choices"][0]["delta"] for e in resumed[:-1]]
     assert deltas == [{"content": " two"}, {"content": " three"}, {}]
 
@@ -128,7 +164,7 @@ def test_an_empty_answer_still_starts_with_the_role_chunk() -> None:
     assert [e.data for e in events][-1] == "[DONE]"
     deltas = [json.loads(e.data)["choices"][0]["delta"] for e in events[:-1]]
     assert deltas == [{"role": "assistant", "content": "", "refusal": None}, {}]
-    assert {e.id for e in events} == {f"{SID}:1"}
+    assert [e.id for e in events] == [f"{SID}:0", f"{SID}:1", f"{SID}:1.1"]
 
 
 def test_mid_stream_error_is_an_error_object_and_the_end() -> None:
@@ -141,10 +177,12 @@ def test_mid_stream_error_is_an_error_object_and_the_end() -> None:
     assert all(e.data != "[DONE]" for e in events)
 
 
-def test_an_error_as_first_event_has_no_role_chunk() -> None:
+def test_an_error_as_first_event_follows_the_role_chunk() -> None:
     events = parse(encode([failure(1)]))
-    assert len(events) == 1
-    assert "error" in json.loads(events[0].data)
+    assert len(events) == 2
+    assert json.loads(events[0].data)["choices"][0]["delta"]["role"] == "assistant"
+    assert "error" in json.loads(events[1].data)
+    assert [e.id for e in events] == [f"{SID}:0", f"{SID}:1"]
 
 
 def test_token_bytes_are_built_once_and_shared_by_every_reader() -> None:
@@ -157,8 +195,8 @@ def test_token_bytes_are_built_once_and_shared_by_every_reader() -> None:
 
 def test_done_encoding_is_not_cached_because_include_usage_differs() -> None:
     event = done(2)
-    with_usage = encode([event], include_usage=True)
-    without = encode([event], include_usage=False)
+    with_usage = OpenAIWire(META, include_usage=True).encode([event])
+    without = OpenAIWire(META, include_usage=False).encode([event])
     assert event.openai is None
     assert with_usage.count(b"data: ") == 3
     assert without.count(b"data: ") == 2

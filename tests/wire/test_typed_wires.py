@@ -58,10 +58,15 @@ def test_the_native_done_event_reports_cached_and_reasoning_tokens() -> None:
     }
 
 
+def fresh(wire: OpenAIWire, events: list[Event]) -> bytes:
+    """A fresh response: its opening, then the events."""
+    return wire.opening(None) + wire.encode(events)
+
+
 def sdk_final(events: list[Event]) -> dict[str, object]:
     """What `chat.completions.stream(...).get_final_completion()` builds from the wire."""
     parser = SSEParser()
-    parser.feed(OpenAIWire(META, include_usage=True).encode(events))
+    parser.feed(fresh(OpenAIWire(META, include_usage=True), events))
     state: ChatCompletionStreamState = ChatCompletionStreamState()
     for sse in parser.events:
         if sse.data != "[DONE]":
@@ -164,7 +169,7 @@ def test_a_refusal_starts_with_null_content_and_the_sdk_reports_it() -> None:
         Event(3, "done", done=DONE),
     ]
     parser = SSEParser()
-    parser.feed(OpenAIWire(META, include_usage=False).encode(events))
+    parser.feed(fresh(OpenAIWire(META, include_usage=False), events))
     first = json.loads(parser.events[0].data)
     assert first["choices"][0]["delta"] == {"role": "assistant", "content": None, "refusal": None}
     assert message(sdk_final(events)) == {"role": "assistant", "refusal": "I'm sorry."}
