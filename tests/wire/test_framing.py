@@ -3,22 +3,29 @@
 A wire invented here (`Split`, writing each event as one to four blocks, as
 future wires may) is checked with the real ones: in any encoded stream, ids
 are unique, `id:` is the last field of every block, and for the id of every
-block, what the wire sends after it is exactly the rest of the stream.
+block, what the wire sends after it is exactly the rest of the stream. The
+last check runs every wire, Anthropic Messages and OpenAI Responses included,
+through `open_stream` itself, with a new encoder per response.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core.events import Done, Event, Failure, StreamMeta, Usage, token
 from app.sse import EventId, parse_event_id
+from app.wire.anthropic_messages import AnthropicWire
 from app.wire.framing import Block, FramedWire
 from app.wire.native import NativeWire
 from app.wire.openai import OpenAIWire
-from tests.support.sse_parser import SSEParser
+from app.wire.openai_responses import ResponsesWire
+from app.wire.responses_object import ResponseHead
+from tests.support.resume import written_after
+from tests.support.sse_parser import SSEEvent, SSEParser
+from tests.support.typed import typed_events
 
 SID = "AAAAAAAAAAAAAAAAAAAAAA"
 
@@ -107,3 +114,67 @@ def test_the_native_event_bytes_are_built_once_and_shared() -> None:
     first = NativeWire(SID, 1000).encode([event])
     assert NativeWire(SID, 2000).encode([event]) is first
     assert first == b'event: token\ndata: {"text":"hi"}\nid: ' + SID.encode() + b":1\n\n"
+
+
+def fresh_wires() -> list[Callable[[], FramedWire]]:
+    """A new encoder per response, as every door makes one: the native and Chat
+    Completions wires, and the two whose blocks depend on the events before them."""
+    meta = StreamMeta(SID, "sim/echo", 1, "")
+    return [
+        lambda: Split(SID),
+        lambda: NativeWire(SID, 1000),
+        lambda: OpenAIWire(meta, include_usage=True),
+        lambda: AnthropicWire(meta),
+        lambda: ResponsesWire(ResponseHead(SID, 1, "sim/echo", False, ())),
+        lambda: ResponsesWire(ResponseHead(SID, 1, "sim/echo", True, ())),
+    ]
+
+
+def held_ids(body: bytes) -> list[tuple[str, int]]:
+    """The id each block leaves a client holding, and how many events (pings
+    aside) it has dispatched then; a block without an id (Anthropic's ping)
+    leaves none."""
+    parser = SSEParser()
+    found, start = [], 0
+    while (end := body.find(b"\n\n", start)) >= 0:
+        parser.feed(body[start : end + 2])
+        if parser.resume_id is not None and body[start:end].split(b"\n")[-1].startswith(b"id: "):
+            found.append((parser.resume_id, len(shown(parser.events))))
+        start = end + 2
+    return found
+
+
+def shown(events: list[SSEEvent]) -> list[tuple[str, str, str | None]]:
+    """The events a client acts on (Anthropic's ping is a heartbeat)."""
+    return [(e.event, e.data, e.id) for e in events if e.event != "ping"]
+
+
+def parsed(body: bytes) -> list[SSEEvent]:
+    parser = SSEParser()
+    parser.feed(body)
+    return parser.events
+
+
+@settings(max_examples=30, deadline=None)
+@given(typed_events(), st.booleans())
+def test_on_every_wire_a_resume_after_any_block_is_exactly_the_rest(
+    deltas: list[Event], fails: bool
+) -> None:
+    seq = len(deltas) + 1
+    end = (
+        Event(seq, "error", failure=Failure("upstream_error", "x", True))
+        if fails
+        else Event(seq, "done", done=Done("stop", Usage(1, seq), None, None))
+    )
+    events = [*deltas, end]
+    meta = StreamMeta(SID, "sim/echo", 1, "")
+    for make in fresh_wires():
+        body = written_after(meta, events, make(), None)
+        assert body is not None
+        whole = shown(parsed(body))
+        ids = held_ids(body)
+        assert len({i for i, _ in ids}) == len(ids), "no two blocks share an id"
+        for held, count in ids:
+            rest = written_after(meta, events, make(), parse_event_id(held))
+            assert shown(parsed(rest or b"")) == whole[count:], (type(make()).__name__, held)
+            assert (rest is None) == (count == len(whole)), held
