@@ -43,6 +43,11 @@ _ROLE_NULL_DELTA = b'{"role":"assistant","content":null,"refusal":null}'
 _DONE = Block(b"[DONE]")
 # `_choice({"content": text}, null)` in one template.
 _TOKEN = b'%s"choices":[{"index":0,"delta":{"content":%s},"logprobs":null,"finish_reason":null}]}'
+# An arguments fragment, as often as a token in a tool call: the same one operation.
+_ARGUMENTS = (
+    b'%s"choices":[{"index":0,"delta":{"tool_calls":[{"index":%%d,'
+    b'"function":{"arguments":%%s}}]},"logprobs":null,"finish_reason":null}]}'
+)
 
 
 def completion_id(stream_id: str) -> str:
@@ -97,7 +102,7 @@ class OpenAIWire(FramedWire):
     (`{"id":…,"system_fingerprint":null,`) is built once per response and the
     variable part spliced in, so a token costs one orjson call on its text."""
 
-    __slots__ = ("_head", "_include_usage", "_role_due", "_token_block")
+    __slots__ = ("_arguments_block", "_head", "_include_usage", "_role_due", "_token_block")
     # A comment line without the blank line after it. The official SDK's parser
     # keeps the last id, as the spec says, and turns any blank line after one
     # into an event with empty data, which it then fails to read as JSON; a
@@ -119,7 +124,10 @@ class OpenAIWire(FramedWire):
         )
         self._head = head[:-1] + b","  # the object left open for `choices`
         # A token's whole block as one template: its text, then its seq, go in.
-        self._token_block = self.framer.template(_TOKEN % (self._head.replace(b"%", b"%%"), b"%s"))
+        escaped_head = self._head.replace(b"%", b"%%")
+        self._token_block = self.framer.template(_TOKEN % (escaped_head, b"%s"))
+        # An arguments fragment's block: its call index, its text, then its seq.
+        self._arguments_block = self.framer.template(_ARGUMENTS % escaped_head)
 
     def opening(self, start: EventId | None) -> bytes:
         # Nothing yet: the role chunk (`<stream_id>:0`) depends on the first
@@ -143,7 +151,7 @@ class OpenAIWire(FramedWire):
         if not event.terminal:
             cached = event.openai
             if cached is None:
-                cached = event.openai = self.framer.blocks(event.seq, self.blocks(event))
+                cached = event.openai = self._typed(event)
             return cached
         return self.framer.blocks(event.seq, self.blocks(event))
 
@@ -156,6 +164,12 @@ class OpenAIWire(FramedWire):
             return (Block(orjson.dumps(error_body(event.failure))),)
         delta = delta_of(event)
         return (Block(self._choice(delta, b"null")),) if delta else ()
+
+    def _typed(self, event: Event) -> bytes:
+        if event.kind == "tool_call_delta":
+            text = orjson.dumps(event.text)
+            return self._arguments_block % (event.index, text, event.seq)
+        return self.framer.blocks(event.seq, self.blocks(event))
 
     def _role(self, first: Event) -> bytes:
         self._role_due = False
