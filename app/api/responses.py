@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from collections.abc import Awaitable
 
 from starlette.types import Receive, Scope, Send
@@ -185,10 +184,20 @@ async def _resume(
             f"Last-Event-ID names event {at.seq}, but the stream ended at event {last}",
             param="Last-Event-ID",
         )
-    if ended and at.seq == last and at.part == math.inf:
+    if ended and at.seq == last and await _nothing_after(source, record.head, at):
         await send_empty(send, 204)
         return
     await _stream(scope, receive, send, services, source, record.head, at)
+
+
+async def _nothing_after(source: StreamSource, head: ResponseHead, at: ResumeAt) -> bool:
+    """Whether an ended response has no block after `at` (a resume there is a 204)."""
+    wire = ResponsesWire(head, at)
+    written = [wire.preamble()]
+    async with contextlib.aclosing(source.follow(0, _IDLE_S)) as batches:
+        async for batch in batches:
+            written.append(wire.encode(batch))
+    return not any(written)
 
 
 async def _stream(

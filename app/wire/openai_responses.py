@@ -19,10 +19,10 @@ so a sequence number names one block of one log event for every reader in
 every process. A reader folds the log from its start and writes only the
 blocks after its resume point: `starting_after=N` (a sequence number) or a
 Last-Event-ID. Each block's SSE id is its place in the log, and is the last
-field of the block: `<stream_id>:<seq>` on the last block of log event
+field of the block: `<stream_id>:<seq>` on the first block of log event
 `seq`'s group, `<stream_id>:<seq>.<part>` (part 1, 2, ...) on the blocks
-before it. A cut after any block therefore names a resume point that
-repeats nothing and skips nothing.
+after it; the opening is seq 0. A cut after any block therefore names a
+resume point that repeats nothing and skips nothing.
 
 Strategy (hot path): a reader that keeps up encodes a token with one
 template and caches the bytes on the event (`Event.responses`): they depend
@@ -31,7 +31,6 @@ only on the stream, so every other reader reuses them.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,8 +43,10 @@ from app.sse import is_stream_id
 from app.wire.responses_fold import Op, ResponseFold
 from app.wire.responses_object import ResponseHead, Status, to_object
 
-_ALL_PARTS = math.inf
-_EVENT_ID = re.compile(r"(?P<sid>[A-Za-z0-9_-]{16,64}):(?P<seq>\d{1,15})(?:\.(?P<part>\d{1,4}))?")
+# Canonical ids only: no leading zeros, no `.0` part (the first block has no part).
+_EVENT_ID = re.compile(
+    r"(?P<sid>[A-Za-z0-9_-]{16,64}):(?P<seq>0|[1-9]\d{0,14})(?:\.(?P<part>[1-9]\d{0,3}))?"
+)
 # One output_text delta block: the prefix is made once per text part.
 _DELTA_PREFIX = (
     "event: response.output_text.delta\n"
@@ -56,7 +57,9 @@ _DELTA_TAIL = b',"logprobs":[],"sequence_number":%d}\nid: %s:%d\n\n'
 
 
 def frame(name: str, data: bytes, event_id: str) -> bytes:
-    """One SSE block: `event:`, one `data:` line (orjson escapes every line break), `id:` last."""
+    """One SSE block: `event:`, one `data:` line (orjson escapes every line break), `id:` last.
+
+    The one place this wire frames a block: the shared framing function takes its place."""
     return b"event: %s\ndata: %s\nid: %s\n\n" % (name.encode(), data, event_id.encode())
 
 
@@ -66,7 +69,7 @@ class ResumeAt:
 
     sequence_number: int = -1  # -1: from the first event
     seq: int = -1
-    part: float = -1  # blocks 1..part of log event `seq` were received
+    part: int = -1  # blocks 0..part of log event `seq` were received
 
     def skips(self, sn: int, seq: int, part: int) -> bool:
         return sn <= self.sequence_number or (seq, part) <= (self.seq, self.part)
@@ -84,9 +87,7 @@ def parse_resume_id(value: str) -> tuple[str, ResumeAt]:
             param="Last-Event-ID",
         )
     part = match["part"]
-    return match["sid"], ResumeAt(
-        seq=int(match["seq"]), part=_ALL_PARTS if part is None else int(part)
-    )
+    return match["sid"], ResumeAt(seq=int(match["seq"]), part=0 if part is None else int(part))
 
 
 class ResponsesWire:
@@ -175,13 +176,12 @@ class ResponsesWire:
             group.insert(len(group) - 1, ("error", {"error": {**error, "param": None}}))
         blocks: list[bytes] = []
         sid = self._head.stream_id
-        last = len(group)
-        for part, (name, payload) in enumerate(group, start=1):
+        for part, (name, payload) in enumerate(group):
             sn = self._sn
             self._sn += 1
             if self._resume.skips(sn, seq, part):
                 continue
             data = orjson.dumps({"type": name, **payload, "sequence_number": sn})
-            event_id = f"{sid}:{seq}" if part == last else f"{sid}:{seq}.{part}"
+            event_id = f"{sid}:{seq}.{part}" if part else f"{sid}:{seq}"
             blocks.append(frame(name, data, event_id))
         return b"".join(blocks)

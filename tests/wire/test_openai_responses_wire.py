@@ -148,6 +148,26 @@ def test_the_id_is_the_last_field_and_no_two_blocks_share_one() -> None:
     assert len(set(ids)) == len(ids)
 
 
+def test_a_group_opens_with_the_events_id_and_numbers_its_later_blocks() -> None:
+    parser = SSEParser()
+    ids = []
+    for block in encode(log_of(["a", "b"])).split(b"\n\n")[:-1]:
+        parser.feed(block + b"\n\n")
+        ids.append(parser.last_event_id)
+    assert ids == [
+        f"{SID}:0",  # response.created
+        f"{SID}:0.1",  # response.in_progress
+        f"{SID}:1",  # output_item.added
+        f"{SID}:1.1",  # content_part.added
+        f"{SID}:1.2",  # the first delta
+        f"{SID}:2",  # the second delta
+        f"{SID}:3",  # output_text.done
+        f"{SID}:3.1",
+        f"{SID}:3.2",
+        f"{SID}:3.3",  # response.completed
+    ]
+
+
 def test_readers_share_the_bytes_of_a_token() -> None:
     events = log_of(["a", "b", "c"])
     first = encode(events)
@@ -216,7 +236,7 @@ def test_a_refusal_is_a_refusal_part_of_the_message() -> None:
 
 
 def test_a_malformed_last_event_id_is_refused() -> None:
-    for value in ("nope", f"{SID}:x", f"{SID}:1.x", "short:1"):
+    for value in ("nope", f"{SID}:x", f"{SID}:1.x", "short:1", f"{SID}:03", f"{SID}:3.0"):
         with pytest.raises(BadLastEventId):
             parse_resume_id(value)
 
