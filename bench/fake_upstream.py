@@ -85,6 +85,33 @@ TOKEN_FRAMES = tuple(
 FINISH_FRAME = _frame(
     _event(_HEAD + b'[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}')
 )
+# `tools1`: one tool call whose arguments come in many fragments, shaped like
+# tests/fixtures/upstream/openai-chat-stream-tool-calls.sse (its 11 fragments, cycled).
+_ARGUMENTS = (
+    '{"ci', 'ty": ', '"Edinb', "urgh", '", "c', "ountry", '": "', 'GB", ', '"units', '": "', 'c"}',
+)  # fmt: skip
+CALL_FRAME = _frame(
+    _event(
+        _HEAD
+        + b'[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_JMW1whyEaYG438VE1OIflxA2",'
+        b'"type":"function","function":{"name":"GetWeatherArgs","arguments":""}}]},'
+        b'"logprobs":null,"finish_reason":null}]}'
+    )
+)
+ARGUMENT_FRAMES = tuple(
+    _frame(
+        _event(
+            _HEAD
+            + b'[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":'
+            + orjson.dumps(text)
+            + b'}}]},"logprobs":null,"finish_reason":null}]}'
+        )
+    )
+    for text in _ARGUMENTS
+)
+TOOLS_FINISH_FRAME = _frame(
+    _event(_HEAD + b'[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}]}')
+)
 DONE_FRAME = _frame(b"data: [DONE]\n\n")
 LAST_CHUNK = b"0\r\n\r\n"
 PROMPT_TOKENS = 14
@@ -120,7 +147,7 @@ BATCH_BYTES = 32 * 1024
 
 _T = TypeVar("_T")
 
-_FIELD = re.compile(r"^(tok|tps|ttft|rid)(\d+(?:\.\d+)?)$")
+_FIELD = re.compile(r"^(tok|tps|ttft|rid|tools)(\d+(?:\.\d+)?)$")
 _SPLIT = re.compile(r"[-/_:]")
 
 
@@ -130,6 +157,7 @@ class StreamShape:
     tps: float
     ttft_ms: float
     rid: str | None = None
+    tools: bool = False  # the "tokens" are arguments fragments of one tool call
 
 
 def parse_shape(
@@ -157,6 +185,8 @@ def parse_shape(
             shape.tps = float(value)
         elif key == "ttft":
             shape.ttft_ms = float(value)
+        elif key == "tools":
+            shape.tools = value != "0"
         else:
             shape.rid = value
     return shape
@@ -198,6 +228,7 @@ class UpstreamProtocol(asyncio.Protocol):
         "_buf",
         "_close_after",
         "_conn",
+        "_frames",
         "_interval",
         "_loop",
         "_next_at",
@@ -229,6 +260,7 @@ class UpstreamProtocol(asyncio.Protocol):
         self._interval = 0.0
         self._next_at = 0.0
         self._close_after = False
+        self._frames = (ROLE_FRAME, TOKEN_FRAMES, FINISH_FRAME)  # first, deltas, finish
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -384,6 +416,10 @@ class UpstreamProtocol(asyncio.Protocol):
         self._rec = rec
         self._remaining = shape.tokens
         self._sent = 0
+        if shape.tools:
+            self._frames = (ROLE_FRAME + CALL_FRAME, ARGUMENT_FRAMES, TOOLS_FINISH_FRAME)
+        else:
+            self._frames = (ROLE_FRAME, TOKEN_FRAMES, FINISH_FRAME)
         # Headers go out at once, as a real upstream's do; the first token after TTFT.
         transport.write(STREAM_HEAD)
         self._start = self._loop.time() + shape.ttft_ms / 1000.0
@@ -403,8 +439,9 @@ class UpstreamProtocol(asyncio.Protocol):
         if self._paused:
             return  # resume_writing() calls back in
         pieces: list[bytes] = []
+        first, frames, finish = self._frames
         if self._sent == 0:
-            pieces.append(ROLE_FRAME)
+            pieces.append(first)
             rec.chunks += 1
             rec.first_token_at = time.monotonic()
         if self._interval > 0:
@@ -413,15 +450,15 @@ class UpstreamProtocol(asyncio.Protocol):
             count = max(1, min(self._remaining, due - self._sent))
         else:
             count = min(self._remaining, BATCH_BYTES // len(TOKEN_FRAMES[0]) + 1)
-        n_frames = len(TOKEN_FRAMES)
+        n_frames = len(frames)
         base = self._sent
-        pieces.extend(TOKEN_FRAMES[(base + i) % n_frames] for i in range(count))
+        pieces.extend(frames[(base + i) % n_frames] for i in range(count))
         self._sent += count
         self._remaining -= count
         rec.chunks += count
         rec.tokens_written += count
         if self._remaining <= 0:
-            pieces += (FINISH_FRAME, usage_frame(rec.tokens), DONE_FRAME, LAST_CHUNK)
+            pieces += (finish, usage_frame(rec.tokens), DONE_FRAME, LAST_CHUNK)
             rec.chunks += 3
             transport.write(b"".join(pieces))
             self._finish(rec)

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, cast
 if TYPE_CHECKING:
     from bench.loadclient import StreamResult
 
-_CONTENT_MARKERS = (b'"content":"', b'"content": "')
-_EMPTY_CONTENT = (b'"content":""', b'"content": ""')
+# A token is a non-empty content (or text) string; so is a tool call's arguments fragment.
+_CONTENT_MARKERS = (b'"content":"', b'"content": "', b'"arguments":"', b'"arguments": "')
+_EMPTY_CONTENT = (b'"content":""', b'"content": ""', b'"arguments":""', b'"arguments": ""')
 
 
 def count_events(complete: bytes) -> tuple[int, bool, bool]:

@@ -11,6 +11,8 @@ practical limit of this stack (docs/performance.md).
 Scenarios (sizes per mode in SIZES):
   1. TTFT added over going direct to the upstream, sequential requests;
   2. concurrent unpaced streams: gateway CPU µs per delivered token;
+  2b. the same with one tool call whose arguments come in as many fragments:
+     CPU µs per delivered arguments fragment (an event of its own);
   3. many paced streams: CPU per token, p99 inter-token gap added, RSS per stream;
   4. slow readers (1 KB/s) on long unpaced streams: RSS growth;
   5. clients leaving after 5 tokens (grace 0): client gone → upstream connection closed.
@@ -46,7 +48,7 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-SCENARIOS = ("ttft", "throughput", "paced", "slow", "leave")
+SCENARIOS = ("ttft", "throughput", "tools", "paced", "slow", "leave")
 REFERENCE = "passthrough-aiohttp"
 T0 = time.monotonic()  # progress lines show seconds since start
 X = "\u00d7"  # the multiplication sign of ratios, escaped for the linter
@@ -283,15 +285,19 @@ async def run_load(
     return summary, sample
 
 
-def request_for(system: System | None, tokens: int, tps: float) -> tuple[str, str | None]:
-    """(path, JSON body or None for a GET) of one stream on the system's route."""
+def request_for(
+    system: System | None, tokens: int, tps: float, tools: bool = False
+) -> tuple[str, str | None]:
+    """(path, JSON body or None for a GET) of one stream on the system's route;
+    `tools`: the upstream answers with one tool call of `tokens` fragments."""
     route = system.route if system is not None else "bench"
+    shape = f"tok{tokens}-tps{tps:g}-ttft0-rid{{rid}}" + ("-tools1" if tools else "")
     if system is not None and system.endpoint == "native":
         query = {"model": "sim/lorem", "prompt": "hi", "max_tokens": str(tokens)}
         if route == "sim":
             query.update(sim_tps=f"{tps:g}", sim_ttft_ms="0")
         else:
-            query["model"] = f"{route}/tok{tokens}-tps{tps:g}-ttft0-rid{{rid}}"
+            query["model"] = f"{route}/{shape}"
         return "/v1/stream?" + "&".join(f"{k}={v}" for k, v in query.items()), None
     body: dict[str, Any] = {
         "messages": [{"role": "user", "content": "hi"}],
@@ -304,7 +310,7 @@ def request_for(system: System | None, tokens: int, tps: float) -> tuple[str, st
         body["sim"] = {"tps": tps, "ttft_ms": 0}
     else:
         # The fake upstream reads the stream's shape and the request id from the model.
-        body["model"] = f"{route}/tok{tokens}-tps{tps:g}-ttft0-rid{{rid}}"
+        body["model"] = f"{route}/{shape}"
     return "/v1/chat/completions", orjson.dumps(body).decode()
 
 
@@ -406,6 +412,13 @@ async def measure(
         out = common(summary, sample)
         out["tokens_per_s"] = summary["tokens"] / summary["wall_s"]
         return out
+    if scenario == "tools":
+        path, body = request_for(system, s.tput_tokens, 0, tools=True)
+        cmd = load_cmd(ctx, base + path, body, concurrency=s.tput_streams, timeout=300)
+        summary, sample = await run_load(ctx, cmd, pid)
+        out = common(summary, sample)
+        out["tokens_per_s"] = summary["tokens"] / summary["wall_s"]
+        return out
     if scenario == "paced":
         tokens = round(s.paced_tps * s.paced_seconds)
         path, body = request_for(system, tokens, s.paced_tps)
@@ -474,7 +487,7 @@ async def measure_system(
 ) -> dict[str, dict[str, Any]]:
     """The scenarios, one after another, on one fresh start of the system."""
     results: dict[str, dict[str, Any]] = {}
-    todo = [s for s in scenarios if not (s == "leave" and system.route == "sim")]
+    todo = [s for s in scenarios if not (s in ("leave", "tools") and system.route == "sim")]
     if len(todo) < len(scenarios):
         results["leave"] = {"skipped": "no upstream connection to close on sim/"}
     try:
@@ -605,9 +618,9 @@ async def run_all(
                 )
             # Rotate the order each round so no system always runs first or last.
             order = systems[r % len(systems) :] + systems[: r % len(systems)]
-            groups = [["slow", "paced", "ttft", "throughput", "leave"]]
+            groups = [["slow", "paced", "ttft", "throughput", "tools", "leave"]]
             if sizes.fresh_for_rss:
-                groups = [["ttft", "throughput", "leave"], ["paced"], ["slow"]]
+                groups = [["ttft", "throughput", "tools", "leave"], ["paced"], ["slow"]]
             groups = [g for g in ([s for s in group if s in scenarios] for group in groups) if g]
             for group in groups:
                 for system in order:
@@ -797,6 +810,23 @@ def report(data: dict[str, Any], command: str, started: str, elapsed_s: float) -
             fmt(median_of(rounds, name, "throughput", "redis_cpu_us_per_token"), 2),
             fmt(median_of(rounds, name, "throughput", "tokens_per_s"), 0),
             fmt(median_of(rounds, name, "throughput", "errors"), 0),
+        ]))  # fmt: skip
+    lines += [
+        "",
+        f"## 2b. Tool-call arguments ({s.tput_streams} concurrent {X} one call of "
+        f"{s.tput_tokens:,} unpaced fragments)",
+        "",
+        row(["system", "CPU µs/event", f"{X} ref", "Redis µs/event", "events/s", "errors"]),
+        row(["---", "---:", "---:", "---:", "---:", "---:"]),
+    ]
+    ref_tools = median_of(rounds, ref, "tools", "cpu_us_per_token") if ref else None
+    for name in names:
+        cpu = median_of(rounds, name, "tools", "cpu_us_per_token")
+        lines.append(row([
+            name, fmt(cpu, 2), ratio(cpu, ref_tools),
+            fmt(median_of(rounds, name, "tools", "redis_cpu_us_per_token"), 2),
+            fmt(median_of(rounds, name, "tools", "tokens_per_s"), 0),
+            fmt(median_of(rounds, name, "tools", "errors"), 0),
         ]))  # fmt: skip
     lines += [
         "",

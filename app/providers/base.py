@@ -208,7 +208,9 @@ class Provider(Protocol):
     """One upstream. `name` is the `<provider>` part of model names; `accepts`
     the options it forwards upstream and the features it honours. Any other
     option or feature a request asks for is refused with a 400 naming the
-    field before the stream starts, never dropped silently."""
+    field before the stream starts, never dropped silently. A provider may
+    also define `check(request)`, raising InvalidRequest for what only it
+    refuses (Anthropic: a thinking budget above max_tokens)."""
 
     name: str
     accepts: frozenset[str]

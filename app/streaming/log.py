@@ -103,30 +103,37 @@ class EventLog:
         """Append a delta of any kind; the event is returned for a mirror."""
         if kind == "token":
             return self.token(text)
-        assert self._terminal is None, "nothing follows the terminal event"
-        seq = self.last_seq + 1
-        event = Event(seq, kind, text, index=index, call=call)
-        info: RunInfo = (kind, index, call)
-        if not self._run_info or self._run_info[-1] != info or call is not None:
-            self._run(seq, info)
-        self._pack(text)
-        self._keep(event)
+        event = Event(self.last_seq + 1, kind, text, index=index, call=call)
+        self._typed(event)
         return event
 
-    def _run(self, seq: int, info: RunInfo) -> None:
-        self._run_starts.append(seq)
-        self._run_info.append(info)
-
     def append(self, event: Event) -> None:
+        """Append an event made elsewhere: the terminal one (or any, in tests)."""
         assert event.seq == self.last_seq + 1, "events are appended in seq order"
         assert self._terminal is None, "nothing follows the terminal event"
         if event.terminal:
             self._terminal = event
             self._keep(event)
+        elif event.kind == "token":
+            if self._run_info and self._run_info[-1] is not None:
+                self._run(event.seq, None)
+            self._pack(event.text)
+            self._keep(event)
         else:
-            kept = self.delta(event.kind, event.text, event.index, event.call)  # type: ignore[arg-type]
-            self._recent[-1] = event  # the caller's object, with any wire bytes it holds
-            assert kept.seq == event.seq
+            self._typed(event)
+
+    def _typed(self, event: Event) -> None:
+        """Pack a delta that is not a token; a new run starts where its kind or call changes."""
+        assert self._terminal is None, "nothing follows the terminal event"
+        info: RunInfo = (event.kind, event.index, event.call)  # type: ignore[assignment]
+        if not self._run_info or self._run_info[-1] != info or event.call is not None:
+            self._run(event.seq, info)
+        self._pack(event.text)
+        self._keep(event)
+
+    def _run(self, seq: int, info: RunInfo) -> None:
+        self._run_starts.append(seq)
+        self._run_info.append(info)
 
     def _pack(self, text: str) -> None:
         open_ = self._open

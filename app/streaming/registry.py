@@ -53,7 +53,7 @@ class Generations:
 
     async def start(self, request: ChatRequest, owner: str) -> Generation:
         targets = self._providers.resolve(request.model)
-        _check_options(request, targets)
+        check_request(request, targets)
         meta = StreamMeta(new_stream_id(), request.model, int(time.time()), owner)
         # The slot is taken before anything exists (a refusal is a bare 429) and
         # given back in `_ended`, which every exit passes exactly once.
@@ -164,7 +164,7 @@ _FEATURE_NAMES = {
 }
 
 
-def _check_options(request: ChatRequest, targets: tuple[Target, ...]) -> None:
+def check_request(request: ChatRequest, targets: tuple[Target, ...]) -> None:
     """Refuse, before anything starts, an option or feature some target would drop."""
     for feature, param in request.features():
         for target in targets:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -384,3 +385,29 @@ async def test_an_option_the_provider_would_drop_is_refused_by_name() -> None:
         error = response.json()["error"]
         assert error["param"] == "seed"
         assert "anthropic/claude-x" in error["message"]
+
+
+@pytest.mark.parametrize("cut", [2, 4, 7])
+async def test_a_retried_post_resumes_inside_a_tool_calls_arguments(
+    http: httpx.AsyncClient, cut: int
+) -> None:
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    sim = {"tps": 200, "tool_calls": 2, "fragment": 4}
+    body = chat_body(model="sim/echo", tools=[tool], sim=sim)
+    async with run_sluice() as server:
+        reference, whole = await read_events(http, server.url, body)
+        first, head = await read_events(http, server.url, body, stop_after=cut)
+        last_id = head[-1].id
+        assert last_id is not None
+        _, tail = await read_events(http, server.url, body, headers={"Last-Event-ID": last_id})
+
+    def same(events: list[SSEEvent], sid: str) -> list[tuple[str | None, str]]:
+        # Two generations of one request differ only in their stream id (and `created`).
+        return [
+            ((e.id or "").replace(sid, "S"), re.sub(r'"created":\d+', "", e.data.replace(sid, "S")))
+            for e in events
+        ]
+
+    resumed = same(head + tail, first.headers["x-stream-id"])
+    assert resumed == same(whole, reference.headers["x-stream-id"])
+    assert sum('"tool_calls"' in e.data for e in whole) > cut

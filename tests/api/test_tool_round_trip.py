@@ -118,3 +118,51 @@ async def test_the_simulated_model_calls_tools_and_answers_the_result() -> None:
         )
     assert second.choices[0].message.content == "3.14159"
     assert second.choices[0].finish_reason == "stop"
+
+
+async def test_a_langchain_bind_tools_round_trip_reaches_the_upstream_as_sent() -> None:
+    from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+    from langchain_openai import ChatOpenAI
+    from pydantic import SecretStr
+
+    replies = (fixture("openai-chat-stream-tool-calls.sse"), fixture("openai-chat-stream.sse"))
+    async with FakeUpstream(*replies) as upstream:
+        settings, env, model = wiring(KINDS[0], upstream.base_url)
+        async with (
+            run_sluice(settings, lambda: ProviderRegistry.from_settings(settings, env)) as server,
+            httpx2.AsyncClient() as http,  # closed here: ChatOpenAI never closes its own
+        ):
+            llm = ChatOpenAI(
+                model=model,
+                base_url=f"{server.url}/v1",
+                api_key=SecretStr("x"),
+                max_retries=0,
+                http_async_client=http,
+            ).bind_tools([dict(tool) for tool in TOOLS])
+            history: list[BaseMessage] = [HumanMessage("Weather in Edinburgh, and AAPL?")]
+            first = await llm.ainvoke(history)
+            assert isinstance(first, AIMessage)
+            assert [(c["name"], c["args"]) for c in first.tool_calls] == [
+                ("GetWeatherArgs", {"city": "Edinburgh", "country": "GB", "units": "c"}),
+                ("get_stock_price", {"ticker": "AAPL", "exchange": "NASDAQ"}),
+            ]
+            history.append(first)
+            for call in first.tool_calls:
+                history.append(ToolMessage(f"ok {call['id']}", tool_call_id=call["id"]))
+            second = await llm.ainvoke(history)
+    assert str(second.content).startswith("I'm unable to provide real-time weather")
+    sent = upstream.requests[1].json()["messages"]
+    assert isinstance(sent, list)
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "tool"]
+    assert [c["function"]["name"] for c in sent[1]["tool_calls"]] == [
+        "GetWeatherArgs",
+        "get_stock_price",
+    ]
+    assert json.loads(sent[1]["tool_calls"][0]["function"]["arguments"]) == {
+        "city": "Edinburgh",
+        "country": "GB",
+        "units": "c",
+    }
+    assert [(m["tool_call_id"], m["content"]) for m in sent[2:]] == [
+        (c["id"], f"ok {c['id']}") for c in sent[1]["tool_calls"]
+    ]

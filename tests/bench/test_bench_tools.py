@@ -43,6 +43,19 @@ async def test_load_client_counts_every_token_of_the_fake_upstream() -> None:
         server.cancel()
 
 
+async def test_load_client_counts_every_arguments_fragment_of_a_tool_call() -> None:
+    port, server = await _start_upstream()
+    try:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        body = '{"model": "bench/tok50-tools1-rid{rid}", "stream": true}'
+        summary = await run_load(LoadSpec(url, body=body, concurrency=3, requests_per_worker=2))
+        assert summary["errors"] == 0, summary["error_samples"]
+        assert summary["complete"] == 6
+        assert summary["tokens"] == 300
+    finally:
+        server.cancel()
+
+
 async def test_upstream_stats_record_when_a_leaving_client_closed() -> None:
     port, server = await _start_upstream()
     try:

@@ -267,3 +267,22 @@ async def test_stop_closes_the_event_source_and_cancels_the_stream(
     assert json.loads(result.terminal.data)["error"]["type"] == "cancelled"
     assert len(result.tokens) < LOREM_TOKENS
     assert await event_source_states(page) == [2]
+
+
+async def test_reasoning_and_tool_calls_appear_beside_the_answer(page: Page) -> None:
+    await page.wait_for_function(
+        "() => document.querySelectorAll('#model option').length > 0", timeout=WAIT_MS
+    )
+    await page.get_by_label("Prompt").fill("look it up")
+    await page.get_by_text("Options").click()
+    await page.get_by_label("Simulated reasoning tokens (sim/*)").fill("3")
+    await page.get_by_label("Simulated tool calls (sim/*)").fill("2")
+    await page.get_by_role("button", name="Start").click()
+    await wait_for_state(page, "done")
+
+    assert await text_of(page, "state") == "done (tool_calls)"
+    assert await text_of(page, "reasoning") == "Lorem ipsum dolor"
+    assert await text_of(page, "calls") == (
+        'sim_tool {"input":"look it up","call":0}\nsim_tool {"input":"look it up","call":1}'
+    )
+    assert await text_of(page, "output") == ""

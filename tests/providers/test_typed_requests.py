@@ -18,7 +18,7 @@ from app.providers.base import (
 from app.providers.openai import max_tokens_field_for
 from app.providers.registry import ProviderRegistry
 from app.settings import CompatServer, Settings
-from app.streaming.registry import _check_options
+from app.streaming.registry import check_request
 from tests.providers.kinds import sent
 
 WEATHER = ToolSpec(
@@ -239,7 +239,7 @@ async def test_a_feature_some_target_cannot_honour_is_a_400_naming_the_field(
     registry = ProviderRegistry.from_settings(settings, env={})
     try:
         with pytest.raises(InvalidRequest) as raised:
-            _check_options(request_, registry.resolve(model))
+            check_request(request_, registry.resolve(model))
     finally:
         await registry.aclose()
     assert raised.value.param == param
