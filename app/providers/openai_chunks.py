@@ -96,7 +96,7 @@ class ChatChunkParser:
         self._provider = provider
         self._finish: FinishReason | None = None
         self._usage: Usage | None = None
-        self._calls: dict[int, int] = {}  # the upstream's index -> ours
+        self._calls: dict[int, int] | None = None  # the upstream's index -> ours (made lazily)
         self.done = False
 
     def feed(self, data: bytes) -> tuple[Chunk, ...]:
@@ -160,9 +160,12 @@ class ChatChunkParser:
         key = upstream if isinstance(upstream, int) else position
         function = call.get("function")
         function = function if isinstance(function, dict) else {}
-        ours = self._calls.get(key)
+        calls = self._calls
+        if calls is None:
+            calls = self._calls = {}
+        ours = calls.get(key)
         if ours is None:
-            ours = self._calls[key] = len(self._calls)
+            ours = calls[key] = len(calls)
             call_id, name = call.get("id"), function.get("name")
             into.append(
                 Chunk(

@@ -72,8 +72,9 @@ class EventLog:
         self._open: list[str] = []  # texts of the segment being filled
         self._ends = array("I")  # per token event: end offset of its text in its segment
         self._recent: list[Event] = []  # the newest events, seq ascending, ending at last_seq
-        self._run_starts = array("I")  # first seq of each run (none: every event is a token)
-        self._run_info: list[RunInfo] = []
+        # Made by the first typed event: a text-only stream holds neither.
+        self._run_starts: array[int] | None = None  # first seq of each run
+        self._run_info: list[RunInfo] | None = None
         self._terminal: Event | None = None
         self._waiters: list[tuple[asyncio.Future[bool], float]] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -132,6 +133,8 @@ class EventLog:
         self._keep(event)
 
     def _run(self, seq: int, info: RunInfo) -> None:
+        if self._run_starts is None or self._run_info is None:
+            self._run_starts, self._run_info = array("I"), []
         self._run_starts.append(seq)
         self._run_info.append(info)
 
@@ -200,6 +203,8 @@ class EventLog:
     def _rebuilt_typed(self, seq: int, last: int) -> list[Event]:
         """As `_rebuilt`, each event given the kind of its run."""
         starts, infos = self._run_starts, self._run_info
+        assert starts is not None
+        assert infos is not None
         run = bisect_right(starts, seq + 1) - 1  # the run of event seq+1 (-1: before any)
         following = starts[run + 1] if run + 1 < len(starts) else last + 1
         events: list[Event] = []
