@@ -42,6 +42,11 @@ _TOKEN = (
     b'%s%d\ndata: %s"choices":[{"index":0,"delta":{"content":%s},'
     b'"logprobs":null,"finish_reason":null}]}\n\n'
 )
+# An arguments fragment, as often as a token in a tool call: the same one operation.
+_ARGUMENTS = (
+    b'%s%d\ndata: %s"choices":[{"index":0,"delta":{"tool_calls":[{"index":%d,'
+    b'"function":{"arguments":%s}}]},"logprobs":null,"finish_reason":null}]}\n\n'
+)
 
 
 def completion_id(stream_id: str) -> str:
@@ -158,6 +163,9 @@ class OpenAIWire:
         return self._block(event.seq, self._choice(delta, b"null"))
 
     def _typed(self, event: Event) -> bytes:
+        if event.kind == "tool_call_delta" and event.seq != 1:
+            head = self._token_head
+            return _ARGUMENTS % (head, event.seq, self._head, event.index, orjson.dumps(event.text))
         delta = delta_of(event)
         block = self._block(event.seq, self._choice(delta, b"null")) if delta else b""
         return self._role(event) + block

@@ -12,7 +12,7 @@ from openai.types.chat import ChatCompletionChunk
 from app.core.events import Done, Event, StreamMeta, Usage
 from app.wire.completion import Answer, completion_body
 from app.wire.native import NativeWire
-from app.wire.openai import OpenAIWire
+from app.wire.openai import OpenAIWire, delta_of
 from tests.support.sse_parser import SSEParser
 from tests.support.typed import agent_turn, call, delta
 
@@ -174,3 +174,32 @@ def test_signatures_and_redacted_thinking_write_no_openai_chunk() -> None:
     wire = OpenAIWire(META, include_usage=False)
     assert wire.encode([delta(5, "reasoning_signature", "sig")]) == b""
     assert wire.encode([delta(6, "reasoning_redacted", "data")]) == b""
+
+
+def test_an_arguments_fragment_is_the_chunk_openai_sends() -> None:
+    """Byte for byte the recorded stream's fragment chunk, but for its id and fingerprint."""
+    wire = OpenAIWire(
+        StreamMeta("S" * 22, "gpt-4o-2024-08-06", 1727346178, ""), include_usage=False
+    )
+    block = wire.encode([delta(3, "tool_call_delta", '{"ci', 0)])
+    recorded = (
+        b'{"id":"chatcmpl-SSSSSSSSSSSSSSSSSSSSSS","object":"chat.completion.chunk",'
+        b'"created":1727346178,"model":"gpt-4o-2024-08-06","system_fingerprint":null,'
+        b'"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":'
+        b'"{\\"ci"}}]},"logprobs":null,"finish_reason":null}]}'
+    )
+    assert block == b"id: " + b"S" * 22 + b":3\ndata: " + recorded + b"\n\n"
+    assert delta_block(3) == block
+
+
+def delta_block(seq: int) -> bytes:
+    """The same fragment through the general path (as an event 1 would take it)."""
+    wire = OpenAIWire(
+        StreamMeta("S" * 22, "gpt-4o-2024-08-06", 1727346178, ""), include_usage=False
+    )
+    event = delta(seq, "tool_call_delta", '{"ci', 0)
+    return b"id: %s:%d\ndata: %s\n\n" % (
+        b"S" * 22,
+        seq,
+        wire._choice(delta_of(event), b"null"),
+    )
