@@ -275,3 +275,22 @@ def _without_ids(events: list[dict[str, object]]) -> str:
             text = text.replace(str(response["id"])[5:], "SID")
             text = text.replace(str(response["created_at"]), "T")
     return text
+
+
+async def test_a_background_run_holds_its_keys_stream_slot_until_it_ends() -> None:
+    settings = Settings(sim_tps=0, api_keys=("key-a",), max_streams_per_key=1)
+    async with (
+        run_sluice(settings) as server,
+        openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="key-a", max_retries=0) as sdk,
+    ):
+        running = await sdk.responses.create(
+            model="sim/lorem",
+            input="x",
+            background=True,
+            max_output_tokens=2000,
+            extra_body={"sim": {"tps": 50}},
+        )
+        with pytest.raises(openai.RateLimitError):
+            await sdk.responses.create(model="sim/echo", input=ECHO)
+        await sdk.responses.cancel(running.id)
+        assert (await sdk.responses.create(model="sim/echo", input=ECHO)).status == "completed"

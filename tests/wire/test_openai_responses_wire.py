@@ -226,7 +226,7 @@ def test_a_refusal_is_a_refusal_part_of_the_message() -> None:
 
 
 def test_a_malformed_last_event_id_is_refused() -> None:
-    for value in ("nope", f"{SID}:x", f"{SID}:1.x", "short:1", f"{SID}:1.0"):
+    for value in ("nope", f"{SID}:x", f"{SID}:1.x", "short:1", f"{SID}:03", f"{SID}:3.0"):
         with pytest.raises(BadLastEventId):
             parse_event_id(value)
 
@@ -239,19 +239,23 @@ def test_a_part_the_opening_does_not_have_is_refused() -> None:
     assert encode(events, EventId(SID, 0, 2), background=True) != b""  # created, queued, …
 
 
-def test_ids_are_the_framing_layers_first_block_bare_then_parts() -> None:
-    body = encode(log_of(["a"]))
-    ids = [e.id for e in parse(body)]
+def test_a_group_opens_with_the_events_id_and_numbers_its_later_blocks() -> None:
+    parser = SSEParser()
+    ids = []
+    for block in encode(log_of(["a", "b"])).split(b"\n\n")[:-1]:
+        parser.feed(block + b"\n\n")
+        ids.append(parser.resume_id)
     assert ids == [
         f"{SID}:0",  # response.created
         f"{SID}:0.1",  # response.in_progress
         f"{SID}:1",  # output_item.added
         f"{SID}:1.1",  # content_part.added
-        f"{SID}:1.2",  # output_text.delta
-        f"{SID}:2",  # output_text.done
-        f"{SID}:2.1",
-        f"{SID}:2.2",
-        f"{SID}:2.3",  # response.completed
+        f"{SID}:1.2",  # the first delta
+        f"{SID}:2",  # the second delta
+        f"{SID}:3",  # output_text.done
+        f"{SID}:3.1",
+        f"{SID}:3.2",
+        f"{SID}:3.3",  # response.completed
     ]
 
 
