@@ -20,11 +20,12 @@ from starlette.types import Receive, Scope, Send
 
 from app.api.anthropic_request import MessagesCall, parse_messages_call
 from app.api.collect import follow_to_end
-from app.api.http import error_headers, header, read_body, send_json
+from app.api.http import read_body
 from app.api.streams import find_stream, last_event_id, send_stream, services_of
 from app.api.validation import parse_json_object
 from app.core.source import StreamSource
 from app.errors import BadLastEventId, InvalidRequest, SluiceError, Unavailable
+from app.http_io import error_headers, header, send_json
 from app.providers.anthropic import AnthropicProvider
 from app.services import Services
 from app.sse import EventId, parse_event_id

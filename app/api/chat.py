@@ -15,7 +15,7 @@ import contextlib
 from starlette.types import Receive, Scope, Send
 
 from app.api.chat_validation import ChatCompletion, parse_chat_completion
-from app.api.http import read_body, send_json
+from app.api.http import read_body
 from app.api.streams import endpoint, find_stream, last_event_id, send_stream, services_of
 from app.api.validation import parse_json_object
 from app.core.events import Event, Failure
@@ -32,6 +32,7 @@ from app.errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
 )
+from app.http_io import send_json
 from app.services import Services
 from app.sse import EventId, parse_event_id
 from app.wire.completion import Answer, completion_body

@@ -12,10 +12,11 @@ from starlette.types import Receive, Scope, Send
 
 from app.api.anthropic_door import anthropic_endpoint, check_version
 from app.api.anthropic_validation import check_count_body
-from app.api.http import header, read_body, send_json
+from app.api.http import read_body
 from app.api.streams import services_of
 from app.api.validation import parse_json_object
 from app.errors import InvalidRequest
+from app.http_io import header, send_json
 from app.providers.anthropic import AnthropicProvider
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
-from app.api.http import send_json
 from app.api.streams import endpoint, services_of
+from app.http_io import send_json
 
 
 @endpoint

@@ -6,8 +6,8 @@ import time
 
 from starlette.types import Receive, Scope, Send
 
-from app.api.http import send_json
 from app.api.streams import endpoint, services_of
+from app.http_io import send_json
 
 # Sluice cannot know when an upstream model was made; it reports when this
 # process started serving it, which is stable for the life of the process.

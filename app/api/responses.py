@@ -21,12 +21,13 @@ from collections.abc import Awaitable
 from starlette.types import Receive, Scope, Send
 
 from app.api.chat import failure_status
-from app.api.http import query_params, read_body, send_json
+from app.api.http import read_body
 from app.api.responses_validation import ResponsesCreate, parse_responses_create
 from app.api.streams import endpoint, find_stream, last_event_id, send_stream, services_of
 from app.api.validation import parse_json_object
 from app.core.source import StreamSource
 from app.errors import BadLastEventId, InvalidRequest, NotFound, SluiceError, Unavailable
+from app.http_io import query_params, send_json
 from app.providers.base import CalledTool, Message
 from app.resume.responses import ResponseRecord
 from app.services import Services

@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.types import Receive, Scope, Send
 
-from app.api.http import header, query_params, read_body, send_empty, send_error, send_json
+from app.api.http import read_body
 from app.api.validation import parse_json_object, parse_oneshot_query, parse_stream_request
 from app.core.source import StreamSource, open_stream
 from app.errors import BadLastEventId, NotFound, SluiceError, Unavailable
+from app.http_io import header, query_params, send_empty, send_error, send_json
 from app.services import Services
 from app.sse import EventId, is_stream_id, parse_event_id
 from app.streaming.responder import respond

@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 from starlette.types import Scope
 
-from app.api.http import header, query_params
 from app.errors import Unauthorized
+from app.http_io import header, query_params
 from app.security.keys import KeyRing
 from app.security.signing import BadToken, sign, verify
 from app.settings import Settings

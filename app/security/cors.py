@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.http import header, send_empty, send_error
 from app.errors import InvalidRequest
+from app.http_io import header, send_empty, send_error
 
 ALLOW_METHODS = b"GET, POST, DELETE, OPTIONS"
 # The last four are what Anthropic's clients send to the Messages door.
