@@ -1,4 +1,5 @@
-"""The one way this process makes a redis-py client: a bounded pool, bounded waits.
+"""The one way this process makes a redis-py client: a bounded pool, bounded waits,
+and a close that is final.
 
 Strategy: redis-py's default pool is no bound at all. Depending on the
 version it either opens a new connection for every concurrent command
@@ -11,20 +12,59 @@ instead, for at most `wait_s`. A wait that runs out raises redis-py's
 `ConnectionError("No connection available.")`, a `RedisError` like any
 outage, so the callers' `except RedisError` still turns it into
 `Unavailable` and nothing above sees a new kind of failure.
+
+Strategy (closing): redis-py's pool close disconnects the connections it
+holds at that moment and nothing more; the pool stays usable. A command
+that comes after it (a detach clean-up, a presence check), a connect still
+under way during it, or a blocking read whose socket the close cut and
+whose retry then reconnects on the same connection: each opens a socket
+that goes back to a pool nobody closes again, and only the garbage
+collector finds it (an "unclosed Connection" warning, a socket held until
+then). `ClosingPool` makes the close final: after it, getting a connection
+is refused (a `ConnectionError`, so callers treat it as an outage), and a
+connection that comes back to the pool, or finishes connecting, is closed
+on the spot.
 """
 
 from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 CONNECT_TIMEOUT_S = 1.0
+CLOSED = "the Redis client is closed"
+
+
+class ClosingPool(BlockingConnectionPool):
+    """A `BlockingConnectionPool` that opens nothing once closed (see above)."""
+
+    closed = False
+
+    async def get_connection(self, *args: object, **kwargs: object) -> AbstractConnection:
+        if self.closed:
+            raise RedisConnectionError(CLOSED)
+        connection: AbstractConnection = await super().get_connection()  # type: ignore[no-untyped-call]
+        if self.closed:  # closed while it connected: the close could not see this socket
+            await self.release(connection)
+            raise RedisConnectionError(CLOSED)
+        return connection
+
+    async def release(self, connection: AbstractConnection) -> None:
+        await super().release(connection)
+        if self.closed:  # e.g. reconnected by a retry after the close cut its socket
+            await connection.disconnect(nowait=True)
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await super().aclose()
 
 
 def bounded_client(url: str, *, size: int, wait_s: float, socket_timeout_s: float) -> Redis:
-    """A client owning a pool of at most `size` connections; `aclose()` closes it."""
-    pool = BlockingConnectionPool.from_url(
+    """A client owning a pool of at most `size` connections; `aclose()` closes it for good."""
+    pool = ClosingPool.from_url(
         url,
         max_connections=size,
         timeout=wait_s,
