@@ -35,6 +35,8 @@ class RedisClusterServers:
         self._binary = binary
         self._dir = tempfile.TemporaryDirectory(prefix="sluice-cluster-")
         self.ports = [free_port() for _ in range(NODES)]
+        # the cluster bus listens on port + 10000 unless told: a free port of its own
+        self._bus_ports = [free_port() for _ in range(NODES)]
         self._processes: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -42,11 +44,12 @@ class RedisClusterServers:
         return f"redis+cluster://127.0.0.1:{self.ports[0]},127.0.0.1:{self.ports[1]}/"
 
     def start(self) -> None:
-        for port in self.ports:
+        for port, bus in zip(self.ports, self._bus_ports, strict=True):
             home = Path(self._dir.name) / str(port)
             home.mkdir()
             args = [self._binary, "--bind", "127.0.0.1", "--port", str(port)]
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            args += ["--cluster-port", str(bus)]
             args += ["--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no"]
             args += ["--dir", str(home)]
             self._processes.append(
