@@ -1,8 +1,9 @@
 """A stream run by another process, followed through its log in Redis.
 
-Strategy: replay with XRANGE from the reader's cursor, then follow with
-XREAD BLOCK. A block lasts at most `check_s` (a fraction of the lease TTL);
-when it ends with nothing new, the reader checks the owner's lease: a
+Strategy: replay with XRANGE from the reader's cursor, then follow through
+the process's shared follower (redis_follow.py: one read for every waiting
+reader, no connection of its own). A wait lasts at most `check_s` (a
+fraction of the lease TTL); when it ends with nothing new, the reader checks the owner's lease: a
 missing lease on a stream without its terminal event means the owner died,
 and the reader writes the terminal `upstream_error` itself at the next seq.
 Redis accepts that write only if nothing came after the cursor meanwhile,
@@ -44,6 +45,8 @@ from redis.exceptions import RedisError
 
 from app.errors import Unavailable
 from app.resume.redis_codec import StreamKeys, decode_entry, encode_batch, entry_id, last_of
+from app.resume.redis_follow import Entries as Entries  # re-exported: the log's shape
+from app.resume.redis_follow import Follower
 from app.resume.redis_sink import Health
 from app.streaming.events import Event, Failure, StreamMeta
 
@@ -73,8 +76,6 @@ return 1
 log = structlog.get_logger("sluice.resume")
 _reader_ids = itertools.count(1)
 
-Entries = list[tuple[bytes, dict[bytes, bytes]]]
-
 
 class LogGap(Exception):
     """The log does not hold the event after a reader's cursor."""
@@ -85,7 +86,7 @@ class LogGap(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    check_s: float  # longest XREAD BLOCK: how soon a dead owner is noticed after its lease
+    check_s: float  # longest wait for entries: how soon a dead owner is noticed after its lease
     presence_s: float  # how long a reader's presence entry lives without a refresh
     ttl_ms: int  # the stream's TTL once ended (set by whoever writes the end)
 
@@ -96,14 +97,14 @@ class RemoteSource:
     def __init__(
         self,
         redis: Redis,
-        blocking: Redis,
+        follower: Follower,
         meta: StreamMeta,
         node: str,
         timing: Timing,
         health: Health,
     ) -> None:
         self._redis = redis
-        self._blocking = blocking  # XREAD BLOCK only: see the pools in redis_streams.py
+        self._follower = follower
         self._meta = meta
         self._keys = StreamKeys.of(meta.stream_id)
         self._reader = f"{node}:{next(_reader_ids)}"
@@ -213,12 +214,8 @@ class RemoteSource:
                 yield batch
         # XREAD returns the entries after this id; with none read yet, every entry
         # (the reader may be ahead of the log: it read the owner's memory elsewhere).
-        block_ms = max(1, int(self._timing.check_s * 1000))
         while True:  # follow: ends when the consumer has seen the terminal event
-            found = await self._blocking.xread(
-                {self._keys.log: cursor}, count=BATCH, block=block_ms
-            )
-            entries = entries_of(found)
+            entries = await self._follower.read(self._keys.log, cursor, self._timing.check_s)
             if entries:
                 cursor = entries[-1][0]
             batch = _decode(entries, seen)
@@ -303,15 +300,6 @@ async def readers_in(redis: Redis, stream_id: str) -> int:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def entries_of(found: object) -> Entries:
-    """XREAD's reply (a list of [key, entries], or a dict under RESP3) → entries."""
-    if not found:
-        return []
-    if isinstance(found, dict):
-        return next(iter(found.values()))[0]  # type: ignore[no-any-return]
-    return found[0][1]  # type: ignore[index,no-any-return]
 
 
 class _Lost(Exception):

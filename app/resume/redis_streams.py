@@ -10,17 +10,15 @@ handled elsewhere reaches the generation.
 
 Strategy (pools): commands — the flusher's writes, leases, creations,
 replays, presence — share at most `COMMAND_CONNECTIONS`; the calls that
-park a connection on the server — followers' XREAD BLOCK, a DELETE waiting
-for the end, the cancel subscription — have a pool of their own, at most
-`BLOCKING_CONNECTIONS`. In one pool, as many idle followers as connections
-would hold every one of them for up to `check_s` each, and the flusher and
-the lease keeper would queue behind them: a writer starved past the lease
-TTL loses its streams to "interrupted". Apart, blocking readers can only
-delay each other: a follower that finds its pool full takes the connection
-of the next block to end (each ends within `check_s`, at once when a token
-comes), so it gets its tokens later; only with more followers waiting than
-blocks ending within its wait does it fail, as in an outage, and its client
-resumes with Last-Event-ID.
+park a connection on the server have a pool of their own, at most
+`BLOCKING_CONNECTIONS`, so that they can never starve the flusher and the
+lease keeper (a writer starved past the lease TTL loses its streams to
+"interrupted"). Those calls are few by construction: the cancel
+subscription, and the process's one follower (redis_follow.py), which
+waits for the entries of every stream its readers follow elsewhere — and
+for a DELETE waiting on the end of a stream it cancelled — in one read per
+round. So a process holds at most COMMAND_CONNECTIONS + BLOCKING_CONNECTIONS
+connections per Redis node, however many readers it serves.
 
 On a Redis Cluster (a `redis+cluster://host:port,host:port/` URL) both
 clients are redis-py's `RedisCluster` (discovery from the seeds, MOVED/ASK,
@@ -30,8 +28,8 @@ names one slot. The flush groups its commands by shard (redis_sink.py), and
 DELETE-anywhere uses sharded pub/sub (SSUBSCRIBE/SPUBLISH on the channel's
 slot), whose listener count is exact where a plain PUBLISH counts one node.
 A DELETE that heard nobody, or whose end never comes, is bounded by
-`CANCEL_WAIT_S`; followers never wait on a message, only on XREAD BLOCK
-with a bound, so nothing lost on pub/sub can hang a reader.
+`CANCEL_WAIT_S`; followers never wait on a message, only on the follower's
+reads, each bounded, so nothing lost on pub/sub can hang a reader.
 
 Every Redis call is bounded: connect 1 s, a pool wait (`POOL_WAIT_S` for
 commands, a block and a little for blocking reads), a read a little longer
@@ -65,21 +63,15 @@ from app.resume.redis_codec import (
     entry_id,
     last_of,
 )
+from app.resume.redis_follow import Follower
 from app.resume.redis_sink import Flusher, Health, RedisSink
-from app.resume.redis_source import (
-    Entries,
-    RemoteSource,
-    Timing,
-    entries_of,
-    readers_in,
-    settle_detaches,
-)
+from app.resume.redis_source import Entries, RemoteSource, Timing, readers_in, settle_detaches
 from app.settings import Settings
 from app.streaming.events import StreamMeta
 from app.streaming.source import StreamSource
 
 COMMAND_CONNECTIONS = 64  # short commands: a burst queues for a few ms, it opens no sockets
-BLOCKING_CONNECTIONS = 512  # followers elsewhere in one process blocking at once, without waiting
+BLOCKING_CONNECTIONS = 4  # the follower, the cancel subscription, and their reconnects
 POOL_WAIT_S = 2.0  # a command that waits longer for a connection fails as an outage would
 CANCEL_WAIT_S = 2.0  # a DELETE handled elsewhere waits this long for the terminal event
 READ_SLACK_S = 2.0  # a read waits this much longer than the longest XREAD BLOCK
@@ -124,6 +116,7 @@ class RedisStore:
         self._blocking = client_for(
             url, size=BLOCKING_CONNECTIONS, wait_s=read_s, socket_timeout_s=read_s
         )
+        self._follower = Follower(self._blocking, cluster=self._cluster)
         self._health = Health(where(url))
         maxlen = max(1024, 2 * settings.max_tokens_cap)  # trims nothing a stream can write
         self._flusher = Flusher(
@@ -139,6 +132,7 @@ class RedisStore:
 
     async def start(self) -> None:
         self._flusher.start()
+        self._follower.start()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._keep_leases(), name="sluice-leases"),
@@ -265,7 +259,7 @@ class RedisStore:
             return None
         meta, _node = found
         return RemoteSource(
-            self._redis, self._blocking, meta, self.node, self._timing, self._health
+            self._redis, self._follower, meta, self.node, self._timing, self._health
         )
 
     async def readers_elsewhere(self, stream_id: str) -> int:
@@ -298,10 +292,7 @@ class RedisStore:
             return
         cursor: bytes | str = last[0][0] if last else entry_id(0)
         while (left := deadline - loop.time()) > 0:
-            found = await self._blocking.xread(
-                {keys.log: cursor}, count=512, block=max(1, int(left * 1000))
-            )
-            entries = entries_of(found)
+            entries = await self._follower.read(keys.log, cursor, left)
             if entries:
                 cursor = entries[-1][0]
                 if last_of(*entries[-1])[1]:
@@ -329,6 +320,7 @@ class RedisStore:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._follower.aclose()
         await self._flusher.aclose()
         await settle_detaches(timeout_s=2.0)
         await self._redis.aclose()
