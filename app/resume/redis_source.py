@@ -25,8 +25,10 @@ noticing. A gap that stays ends the reader with a terminal `log_lost`
 error; a Redis that stays unreachable, with a terminal `unavailable` one
 (retryable). A lease gone together with the stream's meta hash means Redis
 lost the stream, not that the owner died: nothing is declared interrupted;
-after a lease without the owner writing it again, `log_lost`. Both carry the id of the last event
-delivered, so a reconnect with it resumes exactly, or is refused.
+after a lease without the owner writing it again, `log_lost`. Both are the
+reader's own, in no log, so they carry no SSE id: two blocks never share
+one, and the client keeps the id of the last event it really got, with
+which a reconnect resumes exactly, or is refused.
 """
 
 from __future__ import annotations
@@ -312,9 +314,10 @@ def _check(batch: Sequence[Event], seen: int) -> None:
 
 
 def _ending(cursor: int, type_: str, message: str, *, retryable: bool) -> Event:
-    """A reader's own terminal event. It carries the id of the last event delivered:
-    a reconnect with it resumes exactly (or is refused), and skips nothing."""
-    return Event(cursor, "error", failure=Failure(type_, message, retryable))
+    """A reader's own terminal event, sent without an id (the cursor's event has it):
+    the client keeps the id of the last event it got, resumes exactly from it (or is
+    refused), and skips nothing."""
+    return Event(cursor, "error", failure=Failure(type_, message, retryable), unlogged=True)
 
 
 def _decode(entries: Entries, after: int) -> list[Event]:

@@ -40,12 +40,8 @@ def encode(event: Event, stream_id: str) -> bytes:
         assert event.failure is not None
         payload = orjson.dumps(failure_payload(event.failure))
     # orjson escapes every control character, so the payload is a single data line.
-    encoded = b"id: %s:%d\nevent: %s\ndata: %s\n\n" % (
-        stream_id.encode(),
-        event.seq,
-        event.kind.encode(),
-        payload,
-    )
+    head = b"" if event.unlogged else b"id: %s:%d\n" % (stream_id.encode(), event.seq)
+    encoded = b"%sevent: %s\ndata: %s\n\n" % (head, event.kind.encode(), payload)
     event.native = encoded
     return encoded
 

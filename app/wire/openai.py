@@ -93,7 +93,10 @@ class OpenAIWire:
         if event.done is not None:
             return self._done(event, event.done)
         assert event.failure is not None
-        return self._block(event.seq, orjson.dumps(error_body(event.failure)))
+        body = orjson.dumps(error_body(event.failure))
+        if event.unlogged:  # no id of its own: see Event.unlogged
+            return b"data: %s\n\n" % body
+        return self._block(event.seq, body)
 
     def _block(self, seq: int, data: bytes) -> bytes:
         # orjson escapes every control character: the payload is one data line.
