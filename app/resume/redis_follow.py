@@ -63,11 +63,17 @@ class Follower:
         self._waiting: dict[str, list[_Waiter]] = {}
         self._joined = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sluice-follower")
 
     async def aclose(self) -> None:
+        # Strategy: a flag as well as the cancel. A cancel that lands as a read's own
+        # timeout fires comes out of redis-py as a TimeoutError (a RedisError): the loop
+        # would treat it as a failed round and go on, and this close would wait forever.
+        self._closed = True
+        self._joined.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -95,10 +101,11 @@ class Follower:
         waiter.answer.cancel()
 
     async def _run(self) -> None:
-        while True:  # lives as long as the store; ends by cancellation in aclose()
+        while not self._closed:  # lives as long as the store; aclose() ends it
             if not self._waiting:
                 self._joined.clear()
                 await self._joined.wait()
+                continue
             cursors = lowest_cursors(self._waiting)
             try:
                 found = await (self._polled(cursors) if self._cluster else self._blocked(cursors))
