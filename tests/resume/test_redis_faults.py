@@ -104,8 +104,9 @@ async def test_a_log_trimmed_past_a_readers_cursor_ends_it_with_log_lost_never_a
         fresh = await read_sse(client, f"{b}/v1/streams/{sid}")
         assert fresh.status == 200
         assert [e.event for e in fresh.events] == ["error"]  # not one token of a partial log
-        # the reader's own ending has no id: the client keeps the last one it got
-        assert fresh.events[0].id is None
+        # the reader's own ending has no id: the client keeps the last one it got,
+        # here the opening's (`retry:` with `<sid>:0`)
+        assert fresh.events[0].id == f"{sid}:0"
         assert b"id:" not in fresh.raw.partition(b"event: error")[2]
         error = json.loads(fresh.events[0].data)["error"]
         assert (error["type"], error["retryable"]) == ("log_lost", False)
