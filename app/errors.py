@@ -9,6 +9,7 @@
     ├── PayloadTooLarge               invalid_request   413
     ├── RateLimited                   rate_limited      429   yes  (carries retry_after)
     ├── Unavailable                   unavailable       503   yes
+    ├── LogLost                       log_lost          410        (events gone from the store)
     └── StreamEnded  (terminal SSE errors that are not the upstream's fault)
     │   ├── Cancelled                 cancelled         499
     │   ├── Abandoned                 abandoned         499
@@ -106,6 +107,14 @@ class Unavailable(SluiceError):
     type = "unavailable"
     status = 503
     default_retryable = True
+
+
+class LogLost(SluiceError):
+    """The resume store no longer has events a reader needs (evicted, trimmed, or
+    lost in a Redis restarted without persistence): no exact resume is possible."""
+
+    type = "log_lost"
+    status = 410
 
 
 class StreamEnded(SluiceError):

@@ -28,7 +28,11 @@ on the spot.
 
 from __future__ import annotations
 
+from typing import cast
+from urllib.parse import urlsplit
+
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -73,3 +77,56 @@ def bounded_client(url: str, *, size: int, wait_s: float, socket_timeout_s: floa
         retry=Retry(NoBackoff(), 1),  # one retry: a pooled connection Redis dropped
     )
     return Redis.from_pool(pool)
+
+
+# ---- Redis Cluster ------------------------------------------------------------
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+def is_cluster(url: str) -> bool:
+    """`redis+cluster://host:port,host:port/` (or `rediss+cluster://` for TLS)."""
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def seed_nodes(url: str) -> list[tuple[str, int]]:
+    """The host:port pairs of a cluster URL: where discovery starts, not every node."""
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    nodes: list[tuple[str, int]] = []
+    for part in netloc.split(","):
+        host, _, port = part.strip().rpartition(":")
+        nodes.append((host or part.strip(), int(port) if host else 6379))
+    return nodes
+
+
+def where(url: str) -> str:
+    """host:port of the URL (the first seed of a cluster), never its password."""
+    host, port = seed_nodes(url)[0]
+    return f"{host or 'localhost'}:{port}"
+
+
+def cluster_client(url: str, *, size: int, socket_timeout_s: float) -> Redis:
+    """A RedisCluster client: discovery from the seeds, MOVED/ASK redirects and a new
+    slot map after a failover are redis-py's. At most `size` connections per node.
+
+    Typed as `Redis`: it answers every command the store sends the same way (each
+    of them names keys of one slot); where it differs (flush, pub/sub) the
+    callers ask `is_cluster`."""
+    parts = urlsplit(url)
+    client = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in seed_nodes(url)],
+        username=parts.username,
+        password=parts.password,
+        ssl=parts.scheme == "rediss+cluster",
+        max_connections=size,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        socket_timeout=socket_timeout_s,
+    )
+    return cast(Redis, client)
+
+
+def client_for(url: str, *, size: int, wait_s: float, socket_timeout_s: float) -> Redis:
+    """A cluster client for a cluster URL, else a bounded single-Redis client."""
+    if is_cluster(url):
+        return cluster_client(url, size=size, socket_timeout_s=socket_timeout_s)
+    return bounded_client(url, size=size, wait_s=wait_s, socket_timeout_s=socket_timeout_s)

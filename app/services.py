@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Literal
 
 from app.api.messages import Limits
 from app.providers.registry import ProviderRegistry
@@ -17,6 +18,16 @@ from app.security.limits import MemorySlots, RedisSlots, StreamSlots
 from app.settings import Settings
 from app.streaming.registry import Generations
 from app.streaming.responder import Release
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    status: Literal["ready", "degraded", "unavailable"]
+    reason: str | None = None
+
+    @property
+    def http_status(self) -> int:
+        return 503 if self.status == "unavailable" else 200
 
 
 @dataclass(slots=True)
@@ -65,11 +76,18 @@ class Services:
         logged with its reason, and the process serves anyway (/readyz says 503)."""
         await self.store.start()
 
-    async def readiness_problem(self) -> str | None:
-        """Why this process cannot serve right now, or None."""
+    async def readiness(self) -> Readiness:
+        """Whether this process can serve now: with Redis down and resume not
+        required it still serves (streams run without resume), degraded."""
         if self.draining:
-            return "draining: the process is shutting down"
-        return await self.store.problem()
+            return Readiness("unavailable", "draining: the process is shutting down")
+        problem = await self.store.problem()
+        if problem is None:
+            return Readiness("ready")
+        if not self.settings.resume_required:
+            without = "new streams run without resume (SLUICE_RESUME_REQUIRED=false)"
+            return Readiness("degraded", f"{problem}; {without}")
+        return Readiness("unavailable", problem)
 
     async def aclose(self) -> None:
         await self.generations.close()
@@ -115,5 +133,7 @@ def _slots(settings: Settings) -> StreamSlots:
     if not settings.auth_enabled and not settings.limit_anonymous:
         return MemorySlots(limit=None)
     if settings.redis_url:
-        return RedisSlots.from_url(settings.redis_url, settings.max_streams_per_key)
+        return RedisSlots.from_url(
+            settings.redis_url, settings.max_streams_per_key, required=settings.resume_required
+        )
     return MemorySlots(settings.max_streams_per_key)

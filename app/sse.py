@@ -99,10 +99,16 @@ def encode_data(data: str) -> str:
 
 
 def frame(
-    id: bytes, data: bytes | None = None, *, event: bytes | None = None, retry: int | None = None
+    id: bytes | None,
+    data: bytes | None = None,
+    *,
+    event: bytes | None = None,
+    retry: int | None = None,
 ) -> bytes:
     """One block, the only way any wire writes one: `event:`, `data:`, `retry:`,
-    then `id:` last, then the blank line that dispatches it.
+    then `id:` last, then the blank line that dispatches it. `id` None writes a
+    block without an `id:` line: only a reader's own terminal event, in no log
+    (`Event.unlogged`), is written so, and the client keeps the id it held.
 
     Why id last: a client that takes the id as soon as it reads the line (as
     `@microsoft/fetch-event-source` does, unlike EventSource) then holds the id
@@ -111,6 +117,13 @@ def frame(
     blank line still can, for such a client. `data` must be one line (the
     JSON encoders escape every control character); `encode_data` splits text.
     """
+    if id is None:
+        head = b"event: %s\n" % event if event is not None else b""
+        if data is not None:
+            head += b"data: %s\n" % data
+        if retry is not None:
+            head += b"retry: %d\n" % retry
+        return head + b"\n"
     if retry is None and data is not None:  # every event block: one formatting operation
         if event is None:
             return b"data: %s\nid: %s\n\n" % (data, id)

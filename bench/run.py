@@ -93,6 +93,7 @@ class System:
     server: str = "hypercorn"  # or "uvicorn"
     route: str = "bench"  # model prefix: bench (configured), openai, sim
     redis: bool = False
+    cluster: bool = False  # with redis: a Redis Cluster of 3 primaries and 3 replicas
     # "openai": POST /v1/chat/completions, what the passthroughs forward; "native": the
     # one-shot GET /v1/stream?model=…&prompt=… with `event: token` events.
     endpoint: str = "openai"
@@ -111,6 +112,7 @@ SYSTEMS = (
     System("sluice-mem-sim", "asgi:app", route="sim", endpoint="native"),
     System("sluice-redis-bench", "asgi:app", redis=True),
     System("sluice-redis-sim", "asgi:app", route="sim", redis=True, endpoint="native"),
+    System("sluice-cluster-bench", "asgi:app", redis=True, cluster=True),
     System("sluice-mem-bench-uvicorn", "asgi:app", server="uvicorn"),
 )
 SMOKE_SYSTEMS = ("passthrough-httpx", REFERENCE, "sluice-mem-bench")
@@ -232,6 +234,9 @@ class Context:
     upstream_port: int = 0
     redis_port: int | None = None
     redis_pid: int | None = None
+    cluster_ports: list[int] = field(default_factory=list)
+    cluster_pids: list[int] = field(default_factory=list)
+    measured_redis: list[int] = field(default_factory=list)  # pids of the system measured
     config_path: Path | None = None
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -263,8 +268,7 @@ async def run_load(
     if gateway_pid is not None:
         sample.rss_before = sample.rss_peak = rss_bytes(gateway_pid)
         cpu0 = cpu_seconds(gateway_pid)
-    if ctx.redis_pid is not None:
-        redis0 = cpu_seconds(ctx.redis_pid)
+    redis0 = sum(cpu_seconds(pid) for pid in ctx.measured_redis)
     proc = await asyncio.create_subprocess_exec(
         *cmd, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -277,8 +281,8 @@ async def run_load(
     out, err = communicate.result()
     if gateway_pid is not None:
         sample.cpu_s = cpu_seconds(gateway_pid) - cpu0
-    if ctx.redis_pid is not None:
-        sample.redis_cpu_s = cpu_seconds(ctx.redis_pid) - redis0
+    if ctx.measured_redis:
+        sample.redis_cpu_s = sum(cpu_seconds(pid) for pid in ctx.measured_redis) - redis0
     if proc.returncode != 0:
         raise RuntimeError(f"load client failed: {err.decode(errors='replace')[-2000:]}")
     summary: dict[str, Any] = orjson.loads(out)
@@ -325,7 +329,10 @@ def sluice_env(ctx: Context, system: System) -> dict[str, str]:
         OPENAI_API_KEY="bench",
         BENCH_API_KEY="bench",
     )
-    if system.redis:
+    if system.cluster:
+        seeds = ",".join(f"127.0.0.1:{port}" for port in ctx.cluster_ports[:3])
+        env["SLUICE_REDIS_URL"] = f"redis+cluster://{seeds}/"
+    elif system.redis:
         env["SLUICE_REDIS_URL"] = f"redis://127.0.0.1:{ctx.redis_port}/0"
     return env
 
@@ -335,8 +342,15 @@ async def gateway(ctx: Context, system: System, tag: str) -> AsyncIterator[tuple
     port = free_port()
     if system.sluice:
         env = sluice_env(ctx, system)
-        if system.redis and ctx.redis_port is not None:
+        if system.cluster:
+            for cluster_port in ctx.cluster_ports:  # replicas refuse it: harmless
+                await redis_command(cluster_port, b"FLUSHALL")
+            ctx.measured_redis = list(ctx.cluster_pids)
+        elif system.redis and ctx.redis_port is not None:
             await redis_command(ctx.redis_port, b"FLUSHALL")
+            ctx.measured_redis = [] if ctx.redis_pid is None else [ctx.redis_pid]
+        else:
+            ctx.measured_redis = []
     else:
         env = dict(os.environ, BENCH_UPSTREAM=f"http://127.0.0.1:{ctx.upstream_port}")
     if system.server == "uvicorn":
@@ -552,6 +566,11 @@ async def run_all(
             if system.redis:
                 skipped[system.name] = "no redis-server on PATH"
         systems = [s for s in systems if not s.redis]
+    if any(s.cluster for s in systems) and shutil.which("redis-cli") is None:
+        for system in systems:
+            if system.cluster:
+                skipped[system.name] = "no redis-cli on PATH (it creates the cluster)"
+        systems = [s for s in systems if not s.cluster]
 
     rounds: list[dict[str, dict[str, Any]]] = []
 
@@ -577,6 +596,7 @@ async def run_all(
         logdir,
     )
     redis: Proc | None = None
+    cluster: list[Proc] = []
     try:
         deadline = time.monotonic() + 20
         while "listening" not in upstream.log_path.read_text():
@@ -606,6 +626,9 @@ async def run_all(
                     if (await redis_command(ctx.redis_port, b"PING")).startswith(b"+PONG"):
                         break
                 await asyncio.sleep(0.05)
+        if any(s.cluster for s in systems):
+            assert redis_bin is not None
+            cluster = await start_cluster(ctx, redis_bin, env, logdir)
         for r in range(sizes.rounds):
             print(f"round {r + 1}/{sizes.rounds}", flush=True)
             results: dict[str, dict[str, Any]] = {s.name: {} for s in systems}
@@ -633,7 +656,58 @@ async def run_all(
         upstream.stop()
         if redis is not None:
             redis.stop()
+        for node in cluster:
+            node.stop()
     return snapshot()
+
+
+async def start_cluster(
+    ctx: Context, redis_bin: str, env: dict[str, str], logdir: Path
+) -> list[Proc]:
+    """3 primaries + 3 replicas on free ports, pinned like the single Redis."""
+    nodes: list[Proc] = []
+    for i in range(6):
+        port = free_port()
+        home = logdir / f"cluster-{port}"
+        home.mkdir(parents=True, exist_ok=True)
+        nodes.append(Proc(
+            f"redis-cluster-{i}",
+            [*ctx.cores.prefix(ctx.cores.load), redis_bin, "--port", str(port),
+             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(home),
+             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+             "--cluster-port", str(free_port())],  # the bus: not port + 10000, maybe > 65535
+            env,
+            logdir,
+        ))  # fmt: skip
+        ctx.cluster_ports.append(port)
+    ctx.cluster_pids = [node.pid for node in nodes]
+    for port in ctx.cluster_ports:
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                if (await redis_command(port, b"PING")).startswith(b"+PONG"):
+                    break
+            await asyncio.sleep(0.05)
+    addresses = [f"127.0.0.1:{port}" for port in ctx.cluster_ports]
+    create = ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "1"]
+    created = await asyncio.create_subprocess_exec(
+        *create, "--cluster-yes", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(created.communicate(), 60)
+    if created.returncode != 0:
+        raise RuntimeError(f"redis-cli --cluster create failed: {err.decode(errors='replace')}")
+    for _ in range(300):  # bounded: 30 s for every node to agree
+        if all([await cluster_ok(port) for port in ctx.cluster_ports]):
+            break
+        await asyncio.sleep(0.1)
+    return nodes
+
+
+async def cluster_ok(port: int) -> bool:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"CLUSTER INFO\r\n")
+    reply = await reader.read(256)  # cluster_state comes first
+    writer.close()
+    return b"cluster_state:ok" in reply
 
 
 # -- the report --------------------------------------------------------------------------

@@ -16,8 +16,8 @@ async def healthz(scope: Scope, receive: Receive, send: Send) -> None:
 @endpoint
 async def readyz(scope: Scope, receive: Receive, send: Send) -> None:
     services = services_of(scope)
-    problem = await services.readiness_problem()
-    if problem is None:
-        await send_json(send, 200, {"status": "ready"})
-    else:
-        await send_json(send, 503, {"status": "unavailable", "reason": problem})
+    readiness = await services.readiness()
+    body: dict[str, object] = {"status": readiness.status}
+    if readiness.reason is not None:
+        body["reason"] = readiness.reason
+    await send_json(send, readiness.http_status, body)

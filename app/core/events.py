@@ -105,6 +105,11 @@ class Event:
     text: str = ""
     done: Done | None = None
     failure: Failure | None = None
+    # A reader's own terminal event (its store failed it: log_lost, unavailable),
+    # in no log: it goes out without an `id:` line, so the client keeps the id of
+    # the last block it got, and `seq` is that event's, for the reader's own
+    # accounting only.
+    unlogged: bool = False
     native: bytes | None = None  # cache: app.wire.native
     openai: bytes | None = None  # cache: app.wire.openai (delta events only)
     responses: bytes | None = None  # cache: app.wire.openai_responses (token events only)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from app.core.events import Event, StreamMeta
-from app.errors import BadLastEventId, NotFound
+from app.errors import BadLastEventId, LogLost, NotFound, SluiceError, Unavailable
 from app.sse import EventId
 
 
@@ -115,6 +115,8 @@ async def _up_to(
         if batch is None or (batch and batch[0].seq > seq):
             raise NotFound(f"event {seq} of the stream is no longer available")
         for i, event in enumerate(batch):
+            if event.unlogged:  # the reader's store failed it before event `seq`
+                raise reader_failure(event)
             if event.seq == seq:
                 return batch[i:]
             wire.skip(event)
@@ -126,8 +128,19 @@ async def _skipping(
     """`batches` after event `seq`; the events up to it are shown to the wire."""
     async with contextlib.aclosing(batches):
         async for batch in batches:
-            ahead = [e for e in batch if e.seq > seq]
+            # A reader's own ending (`Event.unlogged`) carries the seq it got to,
+            # not a new one: it is never the client's, so it always goes out.
+            ahead = [e for e in batch if e.seq > seq or e.unlogged]
             for event in batch[: len(batch) - len(ahead)]:
                 wire.skip(event)
             if ahead or not batch:
                 yield ahead
+
+
+def reader_failure(ending: Event) -> SluiceError:
+    """The error a reader's own ending (`Event.unlogged`) stands for, for a
+    response that has sent nothing yet and can still answer with a status."""
+    assert ending.failure is not None
+    if ending.failure.type == "unavailable":
+        return Unavailable(ending.failure.message)
+    return LogLost(ending.failure.message)

@@ -10,6 +10,7 @@ reaches the process that runs it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from app.core.events import Event, StreamMeta
@@ -22,6 +23,11 @@ class LogSink(Protocol):
     `close` flushes the rest, terminal event included, and starts the TTL."""
 
     def append(self, event: Event) -> None: ...
+
+    def bind(self, history: Callable[[int], list[Event]]) -> None:
+        """Give the mirror the generation's own log (events after a seq), which it
+        writes again whole if its store lost what it had written."""
+        ...
 
     async def close(self) -> None: ...
 

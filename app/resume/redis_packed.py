@@ -61,6 +61,21 @@ async def execute(redis: Redis, commands: Commands) -> list[object]:
         await asyncio.shield(pool.release(conn))
 
 
+async def execute_grouped(redis: Redis, commands: Commands) -> list[object]:
+    """`execute` on a Redis Cluster: the client's pipeline groups the commands by
+    the shard that owns their keys' slot, writes one buffer per shard, all shards
+    at once, and follows MOVED/ASK; one shard's commands (one stream's
+    entries) keep their order. The replies come back in the commands' order."""
+    if not commands.count:
+        return []
+    assert commands.args is not None, "Commands(keep_args=True) for a cluster"
+    pipe = redis.pipeline(transaction=False)
+    for args in commands.args:
+        pipe.execute_command(*args)
+    replies: list[object] = await pipe.execute(raise_on_error=False)
+    return replies
+
+
 async def _exchange(conn: AbstractConnection, buffer: bytes, count: int) -> list[object]:
     await conn.send_packed_command(buffer, check_health=True)
     replies: list[object] = []

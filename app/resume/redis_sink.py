@@ -17,28 +17,49 @@ dropped, and `close()` returns when the write that carried it has been
 answered. All writes of one stream go through this one task, one flush
 after the other, so they reach Redis in seq order.
 
-A write that fails breaks the sink: it mirrors nothing more and leaves the
-lease to expire, so readers elsewhere end with "interrupted" rather than
-skip events; readers in this process follow the in-memory log and never
-notice. Errors are logged once per outage (`Health`), never per event.
+Strategy (idempotent by seq): an entry's id is the seq of its first event,
+so a write is idempotent if it is sent again exactly as it was: same id,
+same events. A write that fails (an outage, a timeout while Redis is
+frozen) keeps its entries, unconfirmed, and the next flush sends them again
+unchanged, before any new entry, after a short pause. Redis refuses an
+entry whose id is not above the last one: that is either the first copy of
+this very write, which landed before the timeout (the reply was lost), or
+another writer's entry (a reader elsewhere that found the lease gone wrote
+the terminal "interrupted"). One XRANGE of the refused ids tells them
+apart: the same content is a success; other content breaks the sink, which
+then mirrors nothing more (readers elsewhere already have the other end).
+
+Strategy (Redis lost the keys): a Redis restarted without persistence, or
+one that evicted the stream, answers the next XADD as if nothing happened,
+and the log then starts in the middle. The lease keeper notices (the meta
+hash is gone) and marks the sink `lost`; the next flush rewrites the
+stream's meta, lease and whole log from the generation's in-memory log in
+one MULTI/EXEC (the keys share a slot), so readers elsewhere find it whole
+again. Errors are logged once per outage (`Health`), never per event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Mapping
+from typing import cast
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from app.core.events import Event
-from app.resume.redis_codec import StreamKeys, encode_batch
-from app.resume.redis_packed import execute
+from app.resume.redis_codec import Fields, StreamKeys, encode_batch
+from app.resume.redis_packed import execute, execute_grouped
 from app.resume.resp import Commands
 
 FLUSH_S = 0.002  # what a token waits at most before it is written: one round-trip per batch
 CLOSE_TIMEOUT_S = 5.0  # bound on `close()` beyond the client's own socket timeouts
+RETRY_S = 0.2  # pause after a failed write before its entries are sent again
+REWRITE_BATCH = 256  # events per entry when a lost log is rewritten
+Entry = tuple[str, Fields]
+History = Callable[[int], list[Event]]  # the owner's events after a seq (its in-memory log)
 log = structlog.get_logger("sluice.resume")
 
 
@@ -65,16 +86,34 @@ class Health:
 class RedisSink:
     """The mirror of one generation run by this process."""
 
-    __slots__ = ("_closed", "_flusher", "_pending", "broken", "closing", "keys", "stream_id")
+    __slots__ = (
+        "_closed",
+        "_flusher",
+        "_pending",
+        "_unconfirmed",
+        "broken",
+        "closing",
+        "history",
+        "keys",
+        "lost",
+        "meta_fields",
+        "stream_id",
+    )
 
-    def __init__(self, stream_id: str, flusher: Flusher) -> None:
+    def __init__(
+        self, stream_id: str, flusher: Flusher, meta_fields: Mapping[str, str] | None = None
+    ) -> None:
         self.stream_id = stream_id
         self.keys = StreamKeys.of(stream_id)
         self._flusher = flusher
         self._pending: list[Event] = []
+        self._unconfirmed: list[Entry] = []  # sent, not yet answered: sent again as they are
         self._closed: asyncio.Future[None] | None = None
         self.broken = False
         self.closing = False
+        self.lost = False  # Redis lost the stream's keys: rewrite them before the next entry
+        self.history: History | None = None  # set by the owner: what a rewrite writes
+        self.meta_fields = dict(meta_fields or {})
 
     def append(self, event: Event) -> None:
         if self.broken:
@@ -82,6 +121,9 @@ class RedisSink:
         self._pending.append(event)
         if len(self._pending) == 1:
             self._flusher.mark(self)
+
+    def bind(self, history: History) -> None:
+        self.history = history
 
     async def close(self) -> None:
         """Flush everything, terminal event included, and start the TTL."""
@@ -93,12 +135,40 @@ class RedisSink:
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
                 await asyncio.shield(self._closed)
+        except TimeoutError:
+            self.break_()  # Redis stayed away: readers elsewhere get "interrupted"
+            raise
         finally:
             self._flusher.forget(self)
 
     def take(self) -> list[Event]:
         pending, self._pending = self._pending, []
         return pending
+
+    def entries(self) -> list[Entry]:
+        """What the next write carries: the unconfirmed entries again, exactly as
+        first sent (so a copy already in Redis compares equal), then one new
+        entry with the events buffered since."""
+        pending = self.take()
+        if pending:
+            self._unconfirmed.append(encode_batch(pending))
+        return list(self._unconfirmed)
+
+    def rewritten(self) -> list[Event]:
+        """Everything the owner has: it replaces what is pending and unconfirmed."""
+        assert self.history is not None
+        self._pending = []
+        self._unconfirmed = []
+        self.lost = False
+        return self.history(0)
+
+    def confirmed(self) -> None:
+        self._unconfirmed = []
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left to write: its terminal write can be answered to `close()`."""
+        return not self._pending and not self._unconfirmed
 
     def settle(self) -> None:
         """The write that carried the terminal event was answered (or failed)."""
@@ -108,20 +178,33 @@ class RedisSink:
     def break_(self) -> None:
         self.broken = True
         self._pending = []
+        self._unconfirmed = []
         self.settle()
 
 
 class Flusher:
     """The one task per process that writes every sink's buffered events."""
 
-    def __init__(self, redis: Redis, health: Health, maxlen: int, ttl_s: float) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        health: Health,
+        maxlen: int,
+        ttl_s: float,
+        lease_ms: int = 5000,
+        *,
+        cluster: bool = False,
+    ) -> None:
         self._redis = redis
+        self._cluster = cluster  # one buffer per shard, by the cluster client's pipeline
         self._health = health
         self._maxlen = maxlen
         self._ttl_ms = max(1, int(ttl_s * 1000))
+        self._lease_ms = lease_ms
         self._dirty: dict[RedisSink, None] = {}  # an ordered set
         self._wake = asyncio.Event()
         self._urgent = False
+        self._failing = False
         self.live: dict[str, RedisSink] = {}  # what the lease task keeps alive
         self._task: asyncio.Task[None] | None = None
 
@@ -142,39 +225,68 @@ class Flusher:
     async def _run(self) -> None:
         while True:  # lives as long as the store; ends by cancellation in aclose()
             await self._wake.wait()
-            if not self._urgent:
+            if self._failing:
+                await asyncio.sleep(RETRY_S)  # Redis failed last time: do not spin on it
+            elif not self._urgent:
                 await asyncio.sleep(FLUSH_S)  # let a few milliseconds of appends gather
             await self.flush()
 
     async def flush(self) -> None:
         self._wake.clear()
         self._urgent = False
-        sinks = list(self._dirty)
+        sinks = [sink for sink in self._dirty if not sink.broken]
         self._dirty.clear()
-        batches = [(sink, sink.take()) for sink in sinks if not sink.broken]
-        if batches:
-            await self._write(batches)
+        if sinks:
+            await self._write(sinks)
 
-    async def _write(self, batches: list[tuple[RedisSink, list[Event]]]) -> None:
-        commands = Commands(self._maxlen)
-        spans: list[tuple[RedisSink, int]] = []
-        for sink, events in batches:
+    async def _write(self, sinks: list[RedisSink]) -> None:
+        commands = Commands(self._maxlen, keep_args=self._cluster)
+        plans: list[tuple[RedisSink, list[Entry], int, int]] = []
+        for sink in sinks:
             before = commands.count
-            if events:
-                entry, fields = encode_batch(events)
+            if sink.lost and sink.history is not None:
+                self._rewrite(commands, sink)
+            entries = sink.entries()
+            first_xadd = commands.count
+            for entry, fields in entries:
                 commands.xadd(sink.keys.log, entry, fields)
             if sink.closing and not sink._pending:
                 self._finalise(commands, sink)
-            spans.append((sink, commands.count - before))
+            plans.append((sink, entries, first_xadd - before, commands.count - before))
         try:
-            results = await execute(self._redis, commands)
+            write = execute_grouped if self._cluster else execute
+            results = await write(self._redis, commands)
         except (RedisError, OSError) as exc:
             self._health.failed("writing stream logs", exc)
-            for sink, _ in spans:
-                self._break(sink)
+            self._failing = True
+            for sink in sinks:  # their entries stay unconfirmed: sent again, unchanged
+                self.mark(sink, urgent=sink.closing)
             return
+        self._failing = False
         self._health.ok()
-        self._settle(spans, results)
+        refused = self._settle(plans, results)
+        if refused:
+            await self._verify(refused)
+
+    def _rewrite(self, commands: Commands, sink: RedisSink) -> None:
+        """Meta, lease and the whole log again, at once (after Redis lost them)."""
+        events = sink.rewritten()
+        keys = sink.keys
+        log.warning("resume.log_rewritten", stream_id=sink.stream_id, events=len(events))
+        atomic = not self._cluster  # a cluster pipeline has no MULTI: readers resync on a gap
+        if atomic:
+            commands.add("MULTI")
+        commands.add("DEL", keys.log)
+        for start in range(0, len(events), REWRITE_BATCH):
+            entry, fields = encode_batch(events[start : start + REWRITE_BATCH])
+            commands.xadd(keys.log, entry, fields)
+        if sink.meta_fields:
+            commands.add("HSET", keys.meta, *[x for kv in sink.meta_fields.items() for x in kv])
+            commands.add("PEXPIRE", keys.meta, self._ttl_ms + self._lease_ms)
+            node = sink.meta_fields.get("node", "")
+            commands.add("SET", keys.lease, node, "PX", self._lease_ms)
+        if atomic:
+            commands.add("EXEC")
 
     def _finalise(self, commands: Commands, sink: RedisSink) -> None:
         keys = sink.keys
@@ -182,19 +294,52 @@ class Flusher:
             commands.add("PEXPIRE", key, self._ttl_ms)
         commands.add("DEL", keys.lease)
 
-    def _settle(self, spans: list[tuple[RedisSink, int]], results: list[object]) -> None:
+    def _settle(
+        self, plans: list[tuple[RedisSink, list[Entry], int, int]], results: list[object]
+    ) -> list[tuple[RedisSink, Entry]]:
+        """Settle what was answered; the refused entries, to be checked."""
         offset = 0
-        for sink, count in spans:
-            mine = results[offset : offset + count]
+        refused: list[tuple[RedisSink, Entry]] = []
+        for sink, entries, skip, count in plans:
+            mine = results[offset + skip : offset + skip + len(entries)]
             offset += count
-            error = next((r for r in mine if isinstance(r, Exception)), None)
-            if error is not None:
-                # e.g. a reader elsewhere declared the stream interrupted while
-                # this process stalled: Redis refused the older entry ids.
-                log.warning("resume.mirror_refused", stream_id=sink.stream_id, error=str(error))
-                self._break(sink)
-            elif sink.closing and not sink._pending:
+            doubtful = [e for e, r in zip(entries, mine, strict=True) if _refusal(r)]
+            if doubtful:
+                refused += [(sink, entry) for entry in doubtful]
+                continue
+            sink.confirmed()
+            if sink.closing and sink.settled:
                 sink.settle()
+        return refused
+
+    async def _verify(self, refused: list[tuple[RedisSink, Entry]]) -> None:
+        """A refused entry already in Redis with the same content was written."""
+        pipe = self._redis.pipeline(transaction=False)
+        for sink, (entry, _) in refused:
+            pipe.xrange(sink.keys.log, min=entry, max=entry)
+        try:
+            found = cast(list[list[tuple[bytes, Fields]]], await pipe.execute())
+        except (RedisError, OSError) as exc:
+            self._health.failed("checking refused writes", exc)
+            self._failing = True
+            for sink, _ in refused:
+                self.mark(sink)
+            return
+        others = {
+            s
+            for (s, (_, fields)), got in zip(refused, found, strict=True)
+            if not _same(got, fields)
+        }
+        for sink in {s for s, _ in refused}:
+            if sink in others:
+                # another writer ended the stream first (a reader elsewhere
+                # declared it interrupted while this process stalled)
+                log.warning("resume.mirror_refused", stream_id=sink.stream_id)
+                self._break(sink)
+            else:
+                sink.confirmed()
+                if sink.closing and sink.settled:
+                    sink.settle()
 
     def _break(self, sink: RedisSink) -> None:
         sink.break_()
@@ -208,3 +353,12 @@ class Flusher:
             self._task = None
         with contextlib.suppress(RedisError, OSError):
             await self.flush()  # what was appended since the last batch
+
+
+def _refusal(reply: object) -> bool:
+    """XADD's answer to an id that is not above the stream's last one."""
+    return isinstance(reply, ResponseError)
+
+
+def _same(found: list[tuple[bytes, Fields]], fields: Fields) -> bool:
+    return len(found) == 1 and found[0][1] == fields

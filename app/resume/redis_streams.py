@@ -10,24 +10,33 @@ handled elsewhere reaches the generation.
 
 Strategy (pools): commands — the flusher's writes, leases, creations,
 replays, presence — share at most `COMMAND_CONNECTIONS`; the calls that
-park a connection on the server — followers' XREAD BLOCK, a DELETE waiting
-for the end, the cancel subscription — have a pool of their own, at most
-`BLOCKING_CONNECTIONS`. In one pool, as many idle followers as connections
-would hold every one of them for up to `check_s` each, and the flusher and
-the lease keeper would queue behind them: a writer starved past the lease
-TTL loses its streams to "interrupted". Apart, blocking readers can only
-delay each other: a follower that finds its pool full takes the connection
-of the next block to end (each ends within `check_s`, at once when a token
-comes), so it gets its tokens later; only with more followers waiting than
-blocks ending within its wait does it fail, as in an outage, and its client
-resumes with Last-Event-ID.
+park a connection on the server have a pool of their own, at most
+`BLOCKING_CONNECTIONS`, so that they can never starve the flusher and the
+lease keeper (a writer starved past the lease TTL loses its streams to
+"interrupted"). Those calls are few by construction: the cancel
+subscription, and the process's one follower (redis_follow.py), which
+waits for the entries of every stream its readers follow elsewhere — and
+for a DELETE waiting on the end of a stream it cancelled — in one read per
+round. So a process holds at most COMMAND_CONNECTIONS + BLOCKING_CONNECTIONS
+connections per Redis node, however many readers it serves.
+
+On a Redis Cluster (a `redis+cluster://host:port,host:port/` URL) both
+clients are redis-py's `RedisCluster` (discovery from the seeds, MOVED/ASK,
+a new slot map after a failover); every key of one stream shares the slot of
+its `{<stream_id>}` hash tag, so each command, pipeline and script here
+names one slot. The flush groups its commands by shard (redis_sink.py), and
+DELETE-anywhere uses sharded pub/sub (SSUBSCRIBE/SPUBLISH on the channel's
+slot), whose listener count is exact where a plain PUBLISH counts one node.
+A DELETE that heard nobody, or whose end never comes, is bounded by
+`CANCEL_WAIT_S`; followers never wait on a message, only on the follower's
+reads, each bounded, so nothing lost on pub/sub can hang a reader.
 
 Every Redis call is bounded: connect 1 s, a pool wait (`POOL_WAIT_S` for
 commands, a block and a little for blocking reads), a read a little longer
 than the longest XREAD BLOCK. A pool wait that runs out is a `RedisError`
 like any outage. Redis failures are translated here, at the edge:
-`Unavailable` (503) for a new stream that needs resume, or a store that is
-not ready; nothing above sees redis-py.
+`Unavailable` (503) for a new stream that needs resume, a read before a
+response starts, or a store that is not ready; nothing above sees redis-py.
 """
 
 from __future__ import annotations
@@ -39,7 +48,6 @@ import secrets
 import socket
 from collections.abc import Callable
 from typing import cast
-from urllib.parse import urlsplit
 
 import structlog
 from redis.exceptions import RedisError
@@ -47,7 +55,7 @@ from redis.exceptions import RedisError
 from app.core.events import StreamMeta
 from app.core.source import StreamSource
 from app.errors import Unavailable
-from app.redis_client import bounded_client
+from app.redis_client import client_for, is_cluster, where
 from app.resume.base import LogSink
 from app.resume.redis_codec import (
     StreamKeys,
@@ -57,28 +65,34 @@ from app.resume.redis_codec import (
     entry_id,
     last_of,
 )
+from app.resume.redis_follow import Follower
 from app.resume.redis_sink import Flusher, Health, RedisSink
-from app.resume.redis_source import (
-    Entries,
-    RemoteSource,
-    Timing,
-    entries_of,
-    readers_in,
-    settle_detaches,
-)
+from app.resume.redis_source import Entries, RemoteSource, Timing, readers_in, settle_detaches
 from app.settings import Settings
 
 COMMAND_CONNECTIONS = 64  # short commands: a burst queues for a few ms, it opens no sockets
-BLOCKING_CONNECTIONS = 512  # followers elsewhere in one process blocking at once, without waiting
+BLOCKING_CONNECTIONS = 4  # the follower, the cancel subscription, and their reconnects
 POOL_WAIT_S = 2.0  # a command that waits longer for a connection fails as an outage would
 CANCEL_WAIT_S = 2.0  # a DELETE handled elsewhere waits this long for the terminal event
+READ_SLACK_S = 2.0  # a read waits this much longer than the longest XREAD BLOCK
 log = structlog.get_logger("sluice.resume")
 
 
-def _where(url: str) -> str:
-    """host:port of the URL, never its password."""
-    parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+def _policies(found: object) -> set[str]:
+    """CONFIG GET's answer (per node, on a cluster) → the eviction policies in it."""
+    if not isinstance(found, dict):
+        return set()
+    policies: set[str] = set()
+    for name, value in found.items():
+        if isinstance(value, dict):
+            policies |= _policies(value)
+        elif _text(name) == "maxmemory-policy":
+            policies.add(_text(value))
+    return policies
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _node_id() -> str:
@@ -94,21 +108,31 @@ class RedisStore:
         self._lease_ms = max(1, int(lease_s * 1000))
         self._ttl_ms = max(1, int(settings.resume_ttl_s * 1000))
         self._timing = Timing(check_s=lease_s / 3, presence_s=lease_s, ttl_ms=self._ttl_ms)
-        read_s = self._timing.check_s + 2.0  # longer than any XREAD BLOCK
-        self._redis = bounded_client(
+        read_s = self._timing.check_s + READ_SLACK_S  # longer than any XREAD BLOCK
+        self._cluster = is_cluster(url)
+        self._redis = client_for(
             url, size=COMMAND_CONNECTIONS, wait_s=POOL_WAIT_S, socket_timeout_s=read_s
         )
-        self._blocking = bounded_client(
+        self._blocking = client_for(
             url, size=BLOCKING_CONNECTIONS, wait_s=read_s, socket_timeout_s=read_s
         )
-        self._health = Health(_where(url))
+        self._follower = Follower(self._blocking, cluster=self._cluster)
+        self._health = Health(where(url))
         maxlen = max(1024, 2 * settings.max_tokens_cap)  # trims nothing a stream can write
-        self._flusher = Flusher(self._redis, self._health, maxlen, settings.resume_ttl_s)
+        self._flusher = Flusher(
+            self._redis,
+            self._health,
+            maxlen,
+            settings.resume_ttl_s,
+            self._lease_ms,
+            cluster=self._cluster,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._without_resume_logged = False
 
     async def start(self) -> None:
         self._flusher.start()
+        self._follower.start()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._keep_leases(), name="sluice-leases"),
@@ -117,13 +141,30 @@ class RedisStore:
         problem = await self.problem()
         if problem is not None:
             log.error("resume.not_ready", problem=problem, resume_required=self._required)
+        else:
+            await self._check_eviction()
+
+    async def _check_eviction(self) -> None:
+        """An evicting Redis drops logs that readers still need: say so at start-up."""
+        try:
+            found: object = await self._redis.config_get("maxmemory-policy")
+        except (RedisError, OSError):
+            return  # managed services may refuse CONFIG; their console shows the policy
+        policies = _policies(found)
+        if policies and policies != {"noeviction"}:
+            log.warning(
+                "resume.redis_may_evict",
+                maxmemory_policy=",".join(sorted(policies)),
+                advice="set maxmemory-policy noeviction: an evicted log cannot be resumed",
+            )
 
     # ---- the owner's side ------------------------------------------------
 
     async def create(self, meta: StreamMeta) -> LogSink | None:
         keys = StreamKeys.of(meta.stream_id)
+        fields = encode_meta(meta, self.node)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(keys.meta, mapping=encode_meta(meta, self.node))  # type: ignore[arg-type]
+        pipe.hset(keys.meta, mapping=fields)  # type: ignore[arg-type]
         pipe.pexpire(keys.meta, self._ttl_ms + self._lease_ms)
         pipe.set(keys.lease, self.node, px=self._lease_ms)
         try:
@@ -133,7 +174,7 @@ class RedisStore:
             self._without_resume(problem)
             return None
         self._health.ok()
-        sink = RedisSink(meta.stream_id, self._flusher)
+        sink = RedisSink(meta.stream_id, self._flusher, fields)
         self._flusher.add(sink)
         return sink
 
@@ -164,11 +205,17 @@ class RedisStore:
             pipe.pexpire(sink.keys.meta, running_ms)
             pipe.pexpire(sink.keys.log, running_ms)
         try:
-            await pipe.execute()
+            kept = await pipe.execute()
         except (RedisError, OSError) as exc:
             self._health.failed("refreshing leases", exc)
-        else:
-            self._health.ok()
+            return
+        self._health.ok()
+        for sink, meta_kept in zip(live, kept[1::3], strict=True):
+            if not meta_kept and sink.history is not None and not sink.lost:
+                # Redis lost the stream (restarted empty, or evicted it): the
+                # next flush writes meta, lease and the whole log again
+                sink.lost = True
+                self._flusher.mark(sink, urgent=True)
 
     async def _listen_for_cancels(self) -> None:
         while True:  # resubscribes after a Redis outage; ends by cancellation in aclose()
@@ -180,13 +227,19 @@ class RedisStore:
 
     async def _subscribed(self) -> None:
         pubsub = self._blocking.pubsub()
+        channel = cancel_channel(self.node)
+        # On a cluster, sharded pub/sub: the channel lives on the shard of its slot
+        # and SPUBLISH's count of listeners is exact (a plain PUBLISH is broadcast to
+        # every node and counts the listeners of one).
+        sharded = self._cluster
         try:
-            await pubsub.subscribe(cancel_channel(self.node))
+            await (pubsub.ssubscribe(channel) if sharded else pubsub.subscribe(channel))
             while True:
-                message = await pubsub.get_message(
+                receive = pubsub.get_sharded_message if sharded else pubsub.get_message
+                message = await receive(
                     ignore_subscribe_messages=True, timeout=self._timing.check_s
                 )
-                if message is not None and message["type"] == "message":
+                if message is not None and message["type"] in ("message", "smessage"):
                     self.on_cancel(bytes(message["data"]).decode())
         finally:
             with contextlib.suppress(RedisError, OSError):
@@ -206,11 +259,14 @@ class RedisStore:
             return None
         meta, _node = found
         return RemoteSource(
-            self._redis, self._blocking, meta, self.node, self._timing, self._health
+            self._redis, self._follower, meta, self.node, self._timing, self._health
         )
 
     async def readers_elsewhere(self, stream_id: str) -> int:
-        return await readers_in(self._redis, stream_id)
+        try:
+            return await readers_in(self._redis, stream_id)
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("counting a stream's readers", exc) from exc
 
     async def cancel_elsewhere(self, stream_id: str) -> bool:
         keys = StreamKeys.of(stream_id)
@@ -218,7 +274,9 @@ class RedisStore:
             node = cast(bytes | None, await self._redis.hget(keys.meta, "node"))
             if node is None:
                 return False
-            heard: int = await self._redis.publish(cancel_channel(node.decode()), stream_id)
+            channel = cancel_channel(node.decode())
+            publish = self._redis.spublish if self._cluster else self._redis.publish
+            heard: int = await publish(channel, stream_id)
             if heard:
                 await self._await_end(keys)
         except (RedisError, OSError) as exc:
@@ -234,10 +292,7 @@ class RedisStore:
             return
         cursor: bytes | str = last[0][0] if last else entry_id(0)
         while (left := deadline - loop.time()) > 0:
-            found = await self._blocking.xread(
-                {keys.log: cursor}, count=512, block=max(1, int(left * 1000))
-            )
-            entries = entries_of(found)
+            entries = await self._follower.read(keys.log, cursor, left)
             if entries:
                 cursor = entries[-1][0]
                 if last_of(*entries[-1])[1]:
@@ -265,6 +320,7 @@ class RedisStore:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._follower.aclose()
         await self._flusher.aclose()
         await settle_detaches(timeout_s=2.0)
         await self._redis.aclose()

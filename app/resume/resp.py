@@ -48,19 +48,27 @@ def command(*args: Arg) -> bytes:
 class Commands:
     """Commands to send in one write; `count` is the number of replies to read."""
 
-    __slots__ = ("_capped", "_parts", "count")
+    __slots__ = ("_capped", "_maxlen", "_parts", "args", "count")
 
-    def __init__(self, maxlen: int) -> None:
+    def __init__(self, maxlen: int, *, keep_args: bool = False) -> None:
         self._parts: list[bytes] = []
         self._capped = b"$6\r\nMAXLEN\r\n$1\r\n~\r\n" + bulk(maxlen)  # trimmed lazily by Redis
+        self._maxlen = maxlen
         self.count = 0
+        # kept for a Redis Cluster, whose client routes each command to its shard
+        self.args: list[tuple[Arg, ...]] | None = [] if keep_args else None
 
     def add(self, *args: Arg) -> None:
+        if self.args is not None:
+            self.args.append(args)
         self._parts.append(command(*args))
         self.count += 1
 
     def xadd(self, key: Arg, entry: Arg, fields: Mapping[bytes, bytes]) -> None:
         """`XADD key MAXLEN ~ <maxlen> entry field value ...`"""
+        if self.args is not None:
+            flat = [x for name, value in fields.items() for x in (name, value)]
+            self.args.append(("XADD", key, "MAXLEN", "~", self._maxlen, entry, *flat))
         parts = self._parts
         parts.append(b"*%d\r\n$4\r\nXADD\r\n" % (6 + 2 * len(fields)))
         parts.append(bulk(key))

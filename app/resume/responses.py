@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from app.errors import Unavailable
 from app.providers.base import CalledTool, Message
-from app.redis_client import bounded_client
+from app.redis_client import client_for
 from app.wire.responses_object import ResponseHead
 
 RUNNING_TTL_S = 6 * 3600.0  # a record whose run never reported its end goes after this
@@ -142,7 +142,7 @@ class RedisRecords:
 
     def __init__(self, url: str, ttl_s: float) -> None:
         self._ttl_ms = max(1, int(ttl_s * 1000))
-        self._redis: Redis = bounded_client(url, size=16, wait_s=2.0, socket_timeout_s=2.0)
+        self._redis: Redis = client_for(url, size=16, wait_s=2.0, socket_timeout_s=2.0)
 
     async def put(self, record: ResponseRecord) -> None:
         key = _key(record.head.stream_id)

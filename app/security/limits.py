@@ -32,7 +32,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from app.errors import RateLimited, Unavailable
-from app.redis_client import bounded_client
+from app.redis_client import client_for
 
 log = structlog.get_logger("sluice.limits")
 
@@ -140,9 +140,18 @@ def slots_key(identity: str) -> str:
 
 
 class RedisSlots:
-    def __init__(self, client: aioredis.Redis, limit: int, lease_s: float = LEASE_S) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        limit: int,
+        lease_s: float = LEASE_S,
+        *,
+        required: bool = True,
+    ) -> None:
         self._client = client
         self._limit = limit
+        self._required = required  # False: with Redis down, streams run uncounted
+        self._unenforced_logged = False
         self._lease_ms = max(1, round(lease_s * 1000))
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
@@ -152,9 +161,11 @@ class RedisSlots:
         self._renewer: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_url(cls, url: str, limit: int, lease_s: float = LEASE_S) -> RedisSlots:
-        client = bounded_client(url, size=CONNECTIONS, wait_s=WAIT_S, socket_timeout_s=WAIT_S)
-        return cls(client, limit, lease_s)
+    def from_url(
+        cls, url: str, limit: int, lease_s: float = LEASE_S, *, required: bool = True
+    ) -> RedisSlots:
+        client = client_for(url, size=CONNECTIONS, wait_s=WAIT_S, socket_timeout_s=WAIT_S)
+        return cls(client, limit, lease_s, required=required)
 
     async def acquire(self, identity: str, stream_id: str) -> None:
         try:
@@ -162,7 +173,10 @@ class RedisSlots:
                 keys=[slots_key(identity)], args=[self._limit, self._lease_ms, stream_id]
             )
         except (RedisError, OSError) as exc:
-            raise Unavailable("cannot count this key's streams: Redis is unreachable") from exc
+            if self._required:
+                raise Unavailable("cannot count this key's streams: Redis is unreachable") from exc
+            self._unenforced(exc)
+            return  # streams run without resume; without a count too (nothing to give back)
         if not taken:
             raise _refusal(self._limit)
         self._held[stream_id] = identity
@@ -182,8 +196,16 @@ class RedisSlots:
         except (RedisError, OSError):  # the lease runs out on its own
             log.warning("limits.release_failed", identity=identity, stream_id=stream_id)
 
+    def _unenforced(self, exc: BaseException) -> None:
+        if not self._unenforced_logged:
+            log.warning("limits.unenforced", problem=f"{type(exc).__name__}: {exc}")
+            self._unenforced_logged = True
+
     async def held(self, identity: str) -> int:
-        return int(await self._count(keys=[slots_key(identity)], args=[]))
+        try:
+            return int(await self._count(keys=[slots_key(identity)], args=[]))
+        except (RedisError, OSError) as exc:
+            raise Unavailable("cannot count this key's streams: Redis is unreachable") from exc
 
     async def _renew_forever(self) -> None:
         period = self._lease_ms / 3000

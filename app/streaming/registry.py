@@ -80,6 +80,8 @@ class Generations:
             wanted_elsewhere=None if isinstance(store, MemoryStore) else wanted_elsewhere,
             stats=stats,
         )
+        if sink is not None:  # what the mirror writes again if its store lost the log
+            sink.bind(generation.log.after)
         self._live[meta.stream_id] = generation
         report.stream_started(generation, self._settings.log_content)
         return generation

@@ -58,6 +58,7 @@ _TYPE_OF_FAILURE = {
     "shutting_down": "overloaded_error",  # retryable: another instance will answer
     "upstream_timeout": "timeout_error",
     "upstream_error": "api_error",
+    "log_lost": "api_error",  # the resume store lost events: not retryable as a resume
     "cancelled": "api_error",
     "abandoned": "api_error",
 }

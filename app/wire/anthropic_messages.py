@@ -228,4 +228,4 @@ class AnthropicWire(FramedWire):
                 template = self.framer.template(data, b"content_block_delta")
                 self._text_deltas[state.open] = template
             return template % (orjson.dumps(event.text), event.seq)
-        return self.framer.blocks(event.seq, state.blocks(event))
+        return self.frame(event, state.blocks(event))  # no id if unlogged

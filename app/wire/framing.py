@@ -11,7 +11,10 @@ those written later included, by construction rather than by care:
 - each id names the point just after its block: resuming after
   `<stream_id>:N.p` sends parts p+1… of event N, then events N+1…, so a
   client holding any id it was sent repeats nothing and skips nothing;
-- `id:` is the last field of every block (`app.sse.frame`).
+- `id:` is the last field of every block (`app.sse.frame`);
+- a reader's own terminal event (`Event.unlogged`: log_lost, unavailable),
+  which is in no log, is framed without an `id:` line (`FramedWire.frame`):
+  it repeats no id already written, and the client keeps the last one it got.
 
 A wire also writes a response's opening, before any event (`opening`):
 sent with the headers, before the upstream answers.
@@ -80,6 +83,11 @@ class Framer:
             return self.block(seq, blocks[0])
         return b"".join([self.block(seq, blocks[p], p) for p in range(first, len(blocks))])
 
+    @staticmethod
+    def unlogged(blocks: Sequence[Block], first: int = 0) -> bytes:
+        """Parts `first`… of an event in no log, framed without ids."""
+        return b"".join([frame(None, b.data, event=b.event) for b in blocks[first:]])
+
 
 class FramedWire(ABC):
     """The base of every wire. A wire implements `blocks` and `opening`; it may
@@ -115,7 +123,15 @@ class FramedWire(ABC):
         self.blocks(event)
 
     def encode_event(self, event: Event) -> bytes:
-        return self.framer.blocks(event.seq, self.blocks(event))
+        return self.frame(event, self.blocks(event))
+
+    def frame(self, event: Event, blocks: Sequence[Block], first: int = 0) -> bytes:
+        """Parts `first`… of `event`, framed: with ids if it is in the log, without
+        if it is a reader's own ending (`Event.unlogged`). Every wire frames a
+        terminal event through here."""
+        if event.unlogged:
+            return self.framer.unlogged(blocks, first)
+        return self.framer.blocks(event.seq, blocks, first)
 
     def encode(self, events: Sequence[Event]) -> bytes:
         if len(events) == 1:

@@ -96,5 +96,7 @@ class NativeWire(FramedWire):
         # The bytes depend only on the stream: every reader shares them.
         cached = event.native
         if cached is None:
+            if event.unlogged:  # a reader's own ending: no id (see FramedWire.frame)
+                return self.frame(event, self.blocks(event))
             cached = event.native = self.framer.event(event.seq, _data(event), event.kind.encode())
         return cached

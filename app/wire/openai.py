@@ -153,7 +153,7 @@ class OpenAIWire(FramedWire):
             if cached is None:
                 cached = event.openai = self._typed(event)
             return cached
-        return self.framer.blocks(event.seq, self.blocks(event))
+        return self.frame(event, self.blocks(event))  # no id if unlogged
 
     def blocks(self, event: Event) -> tuple[Block, ...]:
         if event.kind == "token":

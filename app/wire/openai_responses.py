@@ -114,7 +114,7 @@ class ResponsesWire(FramedWire):
                 event.responses = cached
             return cached
         blocks = self.blocks(event)
-        return self.framer.blocks(event.seq, blocks, self._unsent())
+        return self.frame(event, blocks, self._unsent())  # no id if unlogged
 
     def _unsent(self) -> int:
         """The first part of the last group after `starting_after`."""

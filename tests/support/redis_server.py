@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -62,9 +63,19 @@ class RedisServer:
             time.sleep(0.05)
         raise TimeoutError("redis-server did not answer PING")
 
+    def freeze(self) -> None:
+        """SIGSTOP: Redis stops answering but keeps its sockets and data (a stall)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         """Kill it (SIGKILL: the way a crashed Redis goes away)."""
         if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)  # a frozen one dies too
             self._process.kill()
             self._process.wait(10)
         self._process = None

@@ -243,6 +243,16 @@ def test_completion_body_has_openai_keys_in_order() -> None:
     assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
 
 
+def test_a_readers_own_ending_has_no_id_so_the_client_keeps_the_last_one() -> None:
+    wire = OpenAIWire(META, include_usage=False)
+    failure = Failure("log_lost", "gone", False)
+    ending = Event(3, "error", failure=failure, unlogged=True)
+    parser = SSEParser()
+    parser.feed(wire.encode([token(3, "x"), ending]))
+    assert [e.id for e in parser.events] == [f"{SID}:3", f"{SID}:3"]
+    assert wire.encode([ending]).count(b"id:") == 0
+
+
 def _answer(text: str) -> Answer:
     answer = Answer()
     answer.add(Event(1, "token", text))

@@ -1,0 +1,3 @@
+from tests.support.redis_cluster import redis_cluster
+
+__all__ = ["redis_cluster"]
