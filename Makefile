@@ -1,6 +1,6 @@
 # Thin targets; the work is in the scripts they call.
 PY ?= python3
-# Two environments, each installed from its lock only (ops/requirements/*.txt, hashed):
+# Two environments, each installed from its lock only (requirements*.txt, hashed):
 # .venv-run holds what serving needs, .venv adds the test and lint tools.
 RUN_VENV := .venv-run
 VENV := .venv
@@ -24,13 +24,13 @@ define install_from_lock
 	touch $(1)/.installed
 endef
 
-$(RUN_STAMP): ops/requirements/run.txt
-	@echo "installing the runtime from ops/requirements/run.txt into $(RUN_VENV)"
-	$(call install_from_lock,$(RUN_VENV),ops/requirements/run.txt)
+$(RUN_STAMP): requirements.txt
+	@echo "installing the runtime from requirements.txt into $(RUN_VENV)"
+	$(call install_from_lock,$(RUN_VENV),requirements.txt)
 
-$(STAMP): ops/requirements/dev.txt
-	@echo "installing the dev environment from ops/requirements/dev.txt into $(VENV)"
-	$(call install_from_lock,$(VENV),ops/requirements/dev.txt)
+$(STAMP): requirements-dev.txt
+	@echo "installing the dev environment from requirements-dev.txt into $(VENV)"
+	$(call install_from_lock,$(VENV),requirements-dev.txt)
 
 # app/serve.py: hypercorn with a SIGTERM that drains first (readyz 503, streams finish).
 run: $(RUN_STAMP)
@@ -56,9 +56,9 @@ fmt: $(STAMP)
 # commit it on its own, after `make test` passes on it.
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 \
-		--no-header --upgrade -o ops/requirements/run.txt
+		--no-header --upgrade -o requirements.txt
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --generate-hashes \
-		--python-version 3.11 --no-header --upgrade -o ops/requirements/dev.txt
+		--python-version 3.11 --no-header --upgrade -o requirements-dev.txt
 
 # bench/run.py starts each system itself (Redis included) and writes bench/RESULTS.md.
 bench: $(STAMP)
