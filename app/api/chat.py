@@ -9,12 +9,12 @@ validated exactly as the native GET is (owner check, 204 after the end).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+from collections.abc import Sequence
 
 from starlette.types import Receive, Scope, Send
 
 from app.api.chat_validation import ChatCompletion, parse_chat_completion
+from app.api.collect import follow_to_end
 from app.api.http import read_body
 from app.api.streams import endpoint, find_stream, last_event_id, send_stream, services_of
 from app.api.validation import parse_json_object
@@ -26,7 +26,6 @@ from app.errors import (
     Cancelled,
     InvalidRequest,
     ShuttingDown,
-    SluiceError,
     Unavailable,
     UpstreamError,
     UpstreamRateLimited,
@@ -51,9 +50,6 @@ _STATUS_OF: dict[str, int] = {
         InvalidRequest,
     )
 }
-
-
-_IDLE_S = 3600.0
 
 
 def failure_status(failure: Failure) -> int:
@@ -119,10 +115,15 @@ async def _stream(
 
 async def _complete(receive: Receive, send: Send, source: StreamSource) -> None:
     """stream: false — follow the log to its end, then answer in one piece."""
-    ended = await _until_end_or_gone(receive, source)
-    if ended is None:
+    answer = Answer()
+
+    def feed(batch: Sequence[Event]) -> None:
+        for event in batch:
+            answer.add(event)
+
+    terminal = await follow_to_end(receive, source, feed)
+    if terminal is None:
         return  # the client left; the generation's detach grace takes over
-    answer, terminal = ended
     headers = [(b"x-stream-id", source.meta.stream_id.encode())]
     if terminal.done is not None:
         await send_json(send, 200, completion_body(source.meta, answer, terminal.done), headers)
@@ -130,51 +131,3 @@ async def _complete(receive: Receive, send: Send, source: StreamSource) -> None:
         assert terminal.failure is not None
         failure = terminal.failure
         await send_json(send, failure_status(failure), error_body(failure), headers)
-
-
-async def _collect(source: StreamSource) -> tuple[Answer, Event]:
-    answer = Answer()
-    # No heartbeat to send: idle wake-ups would only be ignored, so they are rare.
-    # Closing the iterator on every exit is what detaches this reader.
-    async with contextlib.aclosing(source.follow(0, _IDLE_S)) as batches:
-        async for batch in batches:
-            for event in batch:
-                if event.terminal:
-                    return answer, event
-                answer.add(event)
-    raise SluiceError("the stream's log ended without a terminal event")
-
-
-async def _until_end_or_gone(receive: Receive, source: StreamSource) -> tuple[Answer, Event] | None:
-    """Collect the answer while watching `receive()` for the client leaving.
-
-    Strategy: as in the SSE responder, a watcher task cancels this one on
-    `http.disconnect`; closing the follow iterator detaches the reader, so a
-    client that gave up does not keep the upstream busy past the grace.
-    """
-    task = asyncio.current_task()
-    assert task is not None
-    finished = gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        if not finished:
-            gone = True
-            task.cancel()
-
-    watcher = asyncio.create_task(watch())
-    try:
-        result = await _collect(source)
-        finished = True
-        return result
-    except asyncio.CancelledError:
-        if not gone:
-            raise
-        task.uncancel()
-        return None
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher

@@ -14,13 +14,12 @@ reads it (no detach grace), and still takes one of its key's stream slots.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Awaitable
 
 from starlette.types import Receive, Scope, Send
 
 from app.api.chat import failure_status
+from app.api.collect import follow_to_end
 from app.api.http import read_body
 from app.api.responses_validation import ResponsesCreate, parse_responses_create
 from app.api.streams import endpoint, find_stream, last_event_id, send_stream, services_of
@@ -203,53 +202,15 @@ async def _complete(receive: Receive, send: Send, source: StreamSource, head: Re
     """stream: false: follow the log to its end, then answer in one piece."""
     fold = ResponseFold(head.stream_id)
 
-    async def collect() -> None:
-        async with contextlib.aclosing(source.follow(0, _IDLE_S)) as batches:
-            async for batch in batches:
-                fold.add_all(batch)
-
-    if not await until_end_or_gone(receive, collect()):
+    terminal = await follow_to_end(receive, source, fold.add_all)
+    if terminal is None:
         return  # the client left; the generation's detach grace takes over
+    fold.add_all([terminal])
     failure = fold.terminal.failure if fold.terminal is not None else None
     if failure is not None and failure.type != "cancelled":
         await send_json(send, failure_status(failure), error_body(failure), _headers(head))
         return
     await send_json(send, 200, to_object(head, fold), _headers(head))
-
-
-async def until_end_or_gone(receive: Receive, work: Awaitable[None]) -> bool:
-    """Run `work` while watching `receive()`; False if the client left first.
-
-    Strategy: as in the SSE responder, a watcher task cancels this one on
-    `http.disconnect`; the work's follow iterator is closed in turn, which
-    detaches the reader.
-    """
-    task = asyncio.current_task()
-    assert task is not None
-    finished = gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        if not finished:
-            gone = True
-            task.cancel()
-
-    watcher = asyncio.create_task(watch())
-    try:
-        await work
-        finished = True
-        return True
-    except asyncio.CancelledError:
-        if not gone:
-            raise
-        task.uncancel()
-        return False
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
 
 
 # ---- GET, cancel, DELETE -------------------------------------------------
