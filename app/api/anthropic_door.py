@@ -21,14 +21,14 @@ from starlette.types import Receive, Scope, Send
 from app.api.anthropic_request import MessagesCall, parse_messages_call
 from app.api.collect import follow_to_end
 from app.api.http import read_body
-from app.api.streams import find_stream, last_event_id, send_stream, services_of
+from app.api.streams import find_resumed, last_event_id, send_stream, services_of
 from app.api.validation import parse_json_object
 from app.core.source import StreamSource
-from app.errors import BadLastEventId, InvalidRequest, SluiceError, Unavailable
+from app.errors import InvalidRequest, SluiceError, Unavailable
 from app.http_io import error_headers, header, send_json
 from app.providers.anthropic import AnthropicProvider
 from app.services import Services
-from app.sse import EventId, parse_event_id
+from app.sse import EventId
 from app.wire.anthropic_errors import STATUS_OF_TYPE, envelope, error_body, error_status
 from app.wire.anthropic_errors import failure_type as anthropic_failure_type
 from app.wire.anthropic_message import MessageBuilder
@@ -103,19 +103,9 @@ async def _resume(
     resume: str,
     identity: str,
 ) -> None:
-    start = parse_event_id(resume)
-    if not call.stream:
-        raise BadLastEventId(
-            "Last-Event-ID resumes a stream; it needs 'stream': true", param="Last-Event-ID"
-        )
-    source = await find_stream(services, start.stream_id, identity)
-    if source.meta.model != call.request.model:
-        # A retry carries the original body: another model means another request.
-        raise BadLastEventId(
-            f"Last-Event-ID names a stream of model {source.meta.model!r}, "
-            f"but the body asks for {call.request.model!r}",
-            param="Last-Event-ID",
-        )
+    source, start = await find_resumed(
+        services, resume, identity, stream=call.stream, model=call.request.model
+    )
     await _stream(scope, receive, send, services, source, start)
 
 

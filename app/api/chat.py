@@ -16,13 +16,18 @@ from starlette.types import Receive, Scope, Send
 from app.api.chat_validation import ChatCompletion, parse_chat_completion
 from app.api.collect import follow_to_end
 from app.api.http import read_body
-from app.api.streams import endpoint, find_stream, last_event_id, send_stream, services_of
+from app.api.streams import (
+    endpoint,
+    find_resumed,
+    last_event_id,
+    send_stream,
+    services_of,
+)
 from app.api.validation import parse_json_object
 from app.core.events import Event, Failure
 from app.core.source import StreamSource
 from app.errors import (
     Abandoned,
-    BadLastEventId,
     Cancelled,
     InvalidRequest,
     ShuttingDown,
@@ -33,7 +38,7 @@ from app.errors import (
 )
 from app.http_io import send_json
 from app.services import Services
-from app.sse import EventId, parse_event_id
+from app.sse import EventId
 from app.wire.completion import Answer, completion_body
 from app.wire.openai import OpenAIWire, error_body
 
@@ -84,19 +89,9 @@ async def _resume(
     resume: str,
     identity: str,
 ) -> None:
-    start = parse_event_id(resume)
-    if not chat.stream:
-        raise BadLastEventId(
-            "Last-Event-ID resumes a stream; it needs 'stream': true", param="Last-Event-ID"
-        )
-    source = await find_stream(services, start.stream_id, identity)
-    if source.meta.model != chat.request.model:
-        # A retry carries the original body: another model means another request.
-        raise BadLastEventId(
-            f"Last-Event-ID names a stream of model {source.meta.model!r}, "
-            f"but the body asks for {chat.request.model!r}",
-            param="Last-Event-ID",
-        )
+    source, start = await find_resumed(
+        services, resume, identity, stream=chat.stream, model=chat.request.model
+    )
     await _stream(scope, receive, send, services, source, start, chat)
 
 

@@ -22,15 +22,21 @@ from app.api.chat import failure_status
 from app.api.collect import follow_to_end
 from app.api.http import read_body
 from app.api.responses_validation import ResponsesCreate, parse_responses_create
-from app.api.streams import endpoint, find_stream, last_event_id, send_stream, services_of
+from app.api.streams import (
+    endpoint,
+    find_resumed,
+    last_event_id,
+    send_stream,
+    services_of,
+)
 from app.api.validation import parse_json_object
 from app.core.source import StreamSource
-from app.errors import BadLastEventId, InvalidRequest, NotFound, SluiceError, Unavailable
+from app.errors import InvalidRequest, NotFound, SluiceError, Unavailable
 from app.http_io import query_params, send_json
 from app.providers.base import CalledTool, Message
 from app.resume.responses import ResponseRecord
 from app.services import Services
-from app.sse import EventId, is_stream_id, parse_event_id
+from app.sse import EventId, is_stream_id
 from app.streaming.generation import Generation
 from app.wire.openai import error_body
 from app.wire.openai_responses import ResponsesWire
@@ -170,12 +176,7 @@ async def _resume(
     identity: str,
 ) -> None:
     """A retried POST with Last-Event-ID: the rest of the same response, never a new one."""
-    start = parse_event_id(resume)
-    if not create.stream:
-        raise BadLastEventId(
-            "Last-Event-ID resumes a stream; it needs 'stream': true", param="Last-Event-ID"
-        )
-    source = await find_stream(services, start.stream_id, identity)
+    source, start = await find_resumed(services, resume, identity, stream=create.stream)
     record = await _record(services, f"resp_{start.stream_id}", identity)
     await _stream(scope, receive, send, services, source, record.head, start)
 

@@ -67,6 +67,27 @@ async def find_stream(services: Services, stream_id: str, identity: str) -> Stre
     return source
 
 
+async def find_resumed(
+    services: Services, resume: str, identity: str, *, stream: bool, model: str | None = None
+) -> tuple[StreamSource, EventId]:
+    """The stream a retried POST with `Last-Event-ID` resumes, and where; the body must
+    ask for a stream, and (`model` given) for the stream's own model."""
+    start = parse_event_id(resume)
+    if not stream:
+        raise BadLastEventId(
+            "Last-Event-ID resumes a stream; it needs 'stream': true", param="Last-Event-ID"
+        )
+    source = await find_stream(services, start.stream_id, identity)
+    if model is not None and source.meta.model != model:
+        # A retry carries the original body: another model means another request.
+        raise BadLastEventId(
+            f"Last-Event-ID names a stream of model {source.meta.model!r}, "
+            f"but the body asks for {model!r}",
+            param="Last-Event-ID",
+        )
+    return source, start
+
+
 async def send_stream(
     scope: Scope,
     receive: Receive,
