@@ -84,6 +84,17 @@ class Done:
     usage: Usage
     ttft_ms: float | None
     tokens_per_second: float | None
+    stop: UpstreamStop | None = None  # the upstream's own reason, where it said more
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamStop:
+    """What an upstream said of its stop beyond the finish reason: Anthropic's
+    `stop_sequence` (with the sequence matched) and `pause_turn` both finish
+    with `stop`, and a client of the Messages door must still be told which."""
+
+    reason: str
+    sequence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ it comes. Tool calls are numbered from 0 in the order their blocks start.
 
 from __future__ import annotations
 
-from app.core.events import DeltaKind, FinishReason, ToolCall, Usage
+from app.core.events import DeltaKind, FinishReason, ToolCall, UpstreamStop, Usage
 from app.errors import UpstreamError, UpstreamRateLimited
 from app.providers.base import Chunk
 from app.providers.openai_chunks import parse_json
@@ -29,6 +29,8 @@ _STOP: dict[str, FinishReason] = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
+# Reasons the finish reason alone loses: kept for the Messages door.
+_TOLD_APART = frozenset({"stop_sequence", "pause_turn", "refusal", "model_context_window_exceeded"})
 # Delta type -> (the field holding its text, the chunk's kind).
 _DELTAS: dict[str, tuple[str, DeltaKind]] = {
     "text_delta": ("text", "token"),
@@ -62,7 +64,7 @@ class MessageEventParser:
     """State of one Messages stream: usage so far, stop reason, and whether
     `message_stop` came (without it the stream was cut short)."""
 
-    __slots__ = ("_cached", "_calls", "_input", "_output", "_provider", "_stop", "done")
+    __slots__ = ("_cached", "_calls", "_input", "_output", "_provider", "_stop", "_told", "done")
 
     def __init__(self, provider: str) -> None:
         self._provider = provider
@@ -70,6 +72,7 @@ class MessageEventParser:
         self._output = 0
         self._cached: int | None = None
         self._stop: FinishReason | None = None
+        self._told: UpstreamStop | None = None
         self._calls: dict[object, int] = {}  # content block index -> tool call index
         self.done = False
 
@@ -87,7 +90,7 @@ class MessageEventParser:
             self._message_delta(obj)
         elif kind == "message_stop":
             self.done = True
-            return Chunk(finish_reason=self._stop or "stop", usage=self.usage)
+            return Chunk(finish_reason=self._stop or "stop", usage=self.usage, stop=self._told)
         elif kind == "error":
             raise anthropic_error(obj, self._provider)
         return None  # ping, content_block_stop and anything newer
@@ -133,6 +136,9 @@ class MessageEventParser:
         reason = delta.get("stop_reason") if isinstance(delta, dict) else None
         if isinstance(reason, str):
             self._stop = _STOP.get(reason, "stop")
+            if reason in _TOLD_APART:
+                sequence = delta.get("stop_sequence") if isinstance(delta, dict) else None
+                self._told = UpstreamStop(reason, sequence if isinstance(sequence, str) else None)
         self._count(obj.get("usage"))
 
     def _count(self, usage: object) -> None:

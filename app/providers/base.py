@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol
 
-from app.core.events import DeltaKind, FinishReason, ToolCall, Usage
+from app.core.events import DeltaKind, FinishReason, ToolCall, UpstreamStop, Usage
 
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
@@ -223,6 +223,7 @@ class Chunk(NamedTuple):
     kind: DeltaKind = "token"
     call_index: int = 0  # of a tool_call_delta (`index` is a tuple method)
     call: ToolCall | None = None
+    stop: UpstreamStop | None = None  # on the last chunk: what the finish reason does not say
 
     @property
     def is_delta(self) -> bool:

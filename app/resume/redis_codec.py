@@ -41,7 +41,16 @@ from typing import Any
 
 import orjson
 
-from app.core.events import DeltaKind, Done, Event, Failure, StreamMeta, ToolCall, Usage
+from app.core.events import (
+    DeltaKind,
+    Done,
+    Event,
+    Failure,
+    StreamMeta,
+    ToolCall,
+    UpstreamStop,
+    Usage,
+)
 
 Fields = dict[bytes, bytes]
 
@@ -113,7 +122,7 @@ def _terminal(event: Event) -> list[object]:
     if event.done is not None:
         done = event.done
         usage = done.usage
-        return [
+        item: list[object] = [
             "d",
             done.finish_reason,
             usage.input_tokens,
@@ -123,6 +132,7 @@ def _terminal(event: Event) -> list[object]:
             usage.cached_tokens,
             usage.reasoning_tokens,
         ]
+        return item if done.stop is None else [*item, done.stop.reason, done.stop.sequence]
     assert event.failure is not None
     failure = event.failure
     item = ["e", failure.type, failure.message, failure.retryable]
@@ -157,7 +167,8 @@ def _end(seq: int, item: list[Any]) -> Event:
         reason, input_tokens, output_tokens, ttft_ms, tps = item[1:6]
         cached, reasoning = [*item[6:8], None, None][:2]
         usage = Usage(input_tokens, output_tokens, cached, reasoning)
-        done = Done(reason, usage, ttft_ms, tps)
+        stop = UpstreamStop(item[8], item[9]) if len(item) > 9 else None
+        done = Done(reason, usage, ttft_ms, tps, stop)
         return Event(seq, "done", done=done)
     if item[0] == "e":
         _, type_, message, retryable = item[:4]

@@ -305,6 +305,7 @@ class Generation:
             usage=usage,
             ttft_ms=None if stats.ttft_ms is None else round(stats.ttft_ms, 1),
             tokens_per_second=_round(stats.tokens_per_second(time.monotonic())),
+            stop=chunk.stop,
         )
         return Event(self.log.last_seq + 1, "done", done=done)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 import orjson
 
 from app.core.events import Done, Event, StreamMeta
-from app.wire.anthropic_messages import message_head, stop_reason, usage_payload
+from app.wire.anthropic_messages import message_head, stop_reason, stop_sequence, usage_payload
 
 
 class MessageBuilder:
@@ -78,6 +78,7 @@ class MessageBuilder:
         body = message_head(meta)
         body["content"] = self.content()
         body["stop_reason"] = stop_reason(done, self._refused)
+        body["stop_sequence"] = stop_sequence(done)
         body["usage"] = usage_payload(done.usage)
         return body
 

@@ -63,10 +63,18 @@ def message_id(stream_id: str) -> str:
 
 
 def stop_reason(done: Done, refused: bool) -> str:
-    """An OpenAI refusal ends with a plain stop: Anthropic says `refusal`."""
+    """An Anthropic upstream's own reason where it said more than the finish
+    reason (`stop_sequence`, `pause_turn`); an OpenAI refusal ends with a plain
+    stop: Anthropic says `refusal`."""
+    if done.stop is not None:
+        return done.stop.reason
     if refused and done.finish_reason == "stop":
         return "refusal"
     return STOP_REASON.get(done.finish_reason, "end_turn")
+
+
+def stop_sequence(done: Done) -> str | None:
+    return None if done.stop is None else done.stop.sequence
 
 
 def usage_payload(usage: Usage) -> dict[str, int]:
@@ -174,7 +182,10 @@ class BlockState:
     def _end(self, done: Done) -> list[Block]:
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": stop_reason(done, self.refused), "stop_sequence": None},
+            "delta": {
+                "stop_reason": stop_reason(done, self.refused),
+                "stop_sequence": stop_sequence(done),
+            },
             "usage": usage_payload(done.usage),
         }
         return [

@@ -208,3 +208,22 @@ async def test_what_only_anthropic_knows_is_anthropics_to_judge() -> None:
     assert refused.json()["error"]["type"] == "invalid_request_error"
     assert "context_management" in refused.json()["error"]["message"]
     assert up.requests == []
+
+
+@pytest.mark.parametrize(("reason", "sequence"), [("stop_sequence", "###"), ("pause_turn", None)])
+async def test_an_anthropic_stop_the_finish_reason_cannot_tell_reaches_the_client_as_sent(
+    reason: str, sequence: str | None
+) -> None:
+    said = json.dumps({"stop_reason": reason, "stop_sequence": sequence})[1:-1]
+    body = fixture("anthropic-messages-stream.sse").body.replace(
+        b'"stop_reason": "end_turn", "stop_sequence":null', said.encode()
+    )
+    assert said.encode() in body
+    async with gateway(ANTHROPIC, fixture("anthropic-messages-stream.sse", body=body)) as (
+        sdk,
+        _,
+        model,
+    ):
+        streamed, created = await streamed_and_created(sdk, model)
+    for message in (streamed, created):
+        assert (message.stop_reason, message.stop_sequence) == (reason, sequence)

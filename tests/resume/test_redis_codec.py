@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.core.events import Done, Event, Failure, Usage
+from app.core.events import Done, Event, Failure, UpstreamStop, Usage
 from app.resume.redis_codec import (
     StreamKeys,
     decode_entry,
@@ -53,11 +53,16 @@ def test_non_ascii_newlines_and_empty_texts_survive_a_round_trip() -> None:
     usage=st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)),
     ttft=st.none() | st.floats(0, 1e6),
     tps=st.none() | st.floats(0, 1e6),
+    stop=st.none() | st.builds(UpstreamStop, st.text(), st.none() | st.text()),
 )
 def test_a_batch_ending_with_done_round_trips(
-    batch: list[str], usage: tuple[int, int], ttft: float | None, tps: float | None
+    batch: list[str],
+    usage: tuple[int, int],
+    ttft: float | None,
+    tps: float | None,
+    stop: UpstreamStop | None,
 ) -> None:
-    done = Done("length", Usage(*usage), ttft, tps)
+    done = Done("length", Usage(*usage), ttft, tps, stop)
     events = [*tokens(7, batch), Event(7 + len(batch), "done", done=done)]
     decoded = round_trip(events)
     assert summary(decoded) == summary(events)
