@@ -4,6 +4,7 @@ come in with the first request that resolves to one of them, not before.
 Each case runs in a fresh interpreter (this test process has imported them all
 long ago): `import asgi`, the app's lifespan as hypercorn runs it, then one-shot
 streams sent straight to the ASGI app, and `sys.modules` read in between.
+The objects a lazy import made must be frozen (asgi.py says why).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 LAZY = ("openai", "anthropic", "pydantic", "pydantic_core", "httpx", "httpx2", "aiohttp")
 
 _SCRIPT = """
-import asyncio, json, sys
+import asyncio, gc, json, sys
 
 import asgi
 
@@ -70,6 +71,8 @@ async def main():
         report["after_sim"] = loaded()
         report["openai_body"] = await get(state, "/v1/stream", "model=openai/gpt-x&prompt=hi")
         report["after_openai"] = loaded()
+        sdk_class = sys.modules["openai"].AsyncOpenAI
+        report["sdk_frozen"] = not any(o is sdk_class for o in gc.get_objects())
     print(json.dumps(report))
 
 
@@ -109,3 +112,5 @@ def test_sdks_and_http_stacks_load_with_the_first_request_to_their_upstream() ->
     assert isinstance(loaded, list)
     assert {"openai", "aiohttp"} <= set(loaded)
     assert "anthropic" not in loaded
+    # ... and its objects, kept for the life of the process, are frozen out of collections.
+    assert report["sdk_frozen"] is True
