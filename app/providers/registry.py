@@ -80,7 +80,9 @@ class ProviderRegistry:
         provider_name, sep, model = name.partition("/")
         provider = self._providers.get(provider_name)
         if provider is None and sep and model and provider_name in self._builders:
-            provider = self._providers[provider_name] = self._builders.pop(provider_name)()
+            # Kept only once built: a builder that fails is tried again next request.
+            provider = self._providers[provider_name] = self._builders[provider_name]()
+            del self._builders[provider_name]
             _freeze_imported()
         if not sep or not model or provider is None:
             raise NotFound(
