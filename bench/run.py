@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import contextlib
 import dataclasses
 import datetime
@@ -193,7 +194,8 @@ class Proc:
 
 
 async def wait_http(port: int, path: str, proc: Proc, limit_s: float = 60.0) -> None:
-    """Until GET path answers below 500 (any answer from a passthrough will do)."""
+    """Until GET path answers below 500 (any answer from a passthrough will do); polled
+    every 20 ms, the resolution of the start-up time."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if proc.popen.poll() is not None:
@@ -205,7 +207,7 @@ async def wait_http(port: int, path: str, proc: Proc, limit_s: float = 60.0) -> 
             writer.close()
             if line.startswith(b"HTTP/1.1") and int(line.split()[1]) < 500:
                 return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.02)
     raise RuntimeError(f"{proc.name} not ready after {limit_s:.0f}s:\n{proc.tail()}")
 
 
@@ -341,7 +343,10 @@ def sluice_env(ctx: Context, system: System) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def gateway(ctx: Context, system: System, tag: str) -> AsyncIterator[tuple[Proc, int]]:
+async def gateway(
+    ctx: Context, system: System, tag: str, start: dict[str, float] | None = None
+) -> AsyncIterator[tuple[Proc, int]]:
+    """A fresh start of the system; `start` gets its time to ready and its RSS then."""
     port = free_port()
     if system.sluice:
         env = sluice_env(ctx, system)
@@ -365,10 +370,14 @@ async def gateway(ctx: Context, system: System, tag: str) -> AsyncIterator[tuple
     else:
         server = [str(Path(PY).parent / "hypercorn"), system.app, "--bind", f"127.0.0.1:{port}"]
         server += ["--worker-class", "uvloop", "--workers", "0", "--backlog", "4096"]
+    started = time.monotonic()
     command = [*ctx.cores.prefix(ctx.cores.gateway), *server]
     proc = Proc(f"{system.name}-{tag}", command, env, ctx.logdir, Path(system.tree or ROOT))
     try:
-        await wait_http(port, "/healthz" if system.sluice else "/v1/models", proc)
+        await wait_http(port, "/readyz" if system.sluice else "/v1/models", proc)
+        if start is not None:
+            start["ready_s"] = time.monotonic() - started
+            start["rss_mb"] = rss_bytes(proc.pid) / 2**20
         yield proc, port
     finally:
         proc.stop()
@@ -506,8 +515,10 @@ async def measure_system(
     todo = [s for s in scenarios if not (s in ("leave", "tools") and system.route == "sim")]
     if len(todo) < len(scenarios):
         results["leave"] = {"skipped": "no upstream connection to close on sim/"}
+    start: dict[str, float] = {}
     try:
-        async with gateway(ctx, system, tag) as (proc, port):
+        async with gateway(ctx, system, tag, start) as (proc, port):
+            results["start"] = start  # before any stream: the warm-up comes next
             await warm_up(ctx, system, port)
             for scenario in todo:
                 print(f"  {time.monotonic() - T0:6.1f}s {scenario:<10} {system.name}", flush=True)
@@ -548,6 +559,13 @@ async def run_all(
     base: Path | None = None,
 ) -> dict[str, Any]:
     sizes = SIZES[mode]
+    # Bytecode for every system's own modules, as `make run` has it (the environment's
+    # packages got theirs at install): the start-up measured is not a compiler's.
+    for path in ("app", "asgi.py", "bench"):
+        if (ROOT / path).is_dir():
+            compileall.compile_dir(ROOT / path, quiet=1)
+        elif (ROOT / path).exists():
+            compileall.compile_file(ROOT / path, quiet=1)
     if rounds_wanted is not None:
         sizes = dataclasses.replace(sizes, rounds=rounds_wanted)
     cores = Cores.split()
@@ -879,6 +897,21 @@ def report(data: dict[str, Any], command: str, started: str, elapsed_s: float) -
         err = median_of(rounds, name, "ttft", "errors")
         lines.append(row([name, fmt(a50, 2), delta(a50, ref50), fmt(a99, 2), delta(a99, ref99),
                           fmt(err, 0)]))  # fmt: skip
+    lines += [
+        "",
+        "## 1b. Start (a fresh start per system and round: spawn to the first answer below "
+        "500 of `/readyz`, or of `/v1/models` for a passthrough; RSS then, before any stream)",
+        "",
+        row(["system", "start-up to ready, s", f"{X} ref", "RSS at start, MB", f"{X} ref"]),
+        row(["---", "---:", "---:", "---:", "---:"]),
+    ]
+    ref_ready = median_of(rounds, ref, "start", "ready_s") if ref else None
+    ref_rss_start = median_of(rounds, ref, "start", "rss_mb") if ref else None
+    for name in names:
+        ready = median_of(rounds, name, "start", "ready_s")
+        rss_start = median_of(rounds, name, "start", "rss_mb")
+        lines.append(row([name, fmt(ready, 2), ratio(ready, ref_ready), fmt(rss_start),
+                          ratio(rss_start, ref_rss_start)]))  # fmt: skip
     lines += [
         "",
         f"## 2. Throughput ({s.tput_streams} concurrent {X} {s.tput_tokens:,} unpaced tokens)",

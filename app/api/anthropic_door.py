@@ -14,7 +14,9 @@ Where a response starts is `app.streaming.opening.open_response`'s, as on every 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeGuard
 
 from starlette.types import Receive, Scope, Send
 
@@ -26,13 +28,16 @@ from app.api.validation import parse_json_object
 from app.core.source import StreamSource
 from app.errors import InvalidRequest, SluiceError, Unavailable
 from app.http_io import error_headers, header, send_json
-from app.providers.anthropic import AnthropicProvider
+from app.providers.base import Provider
 from app.services import Services
 from app.sse import EventId
 from app.wire.anthropic_errors import STATUS_OF_TYPE, envelope, error_body, error_status
 from app.wire.anthropic_errors import failure_type as anthropic_failure_type
 from app.wire.anthropic_message import MessageBuilder
 from app.wire.anthropic_messages import AnthropicWire
+
+if TYPE_CHECKING:
+    from app.providers.anthropic import AnthropicProvider
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -60,7 +65,15 @@ def anthropic_only(services: Services, model: object) -> bool:
         targets = services.providers.resolve(model)
     except SluiceError:
         return False  # refused with its own error when the generation starts
-    return all(isinstance(t.provider, AnthropicProvider) for t in targets)
+    return all(is_anthropic(t.provider) for t in targets)
+
+
+def is_anthropic(provider: Provider) -> TypeGuard[AnthropicProvider]:
+    """Whether `provider` is an Anthropic one. Its module, and the SDK under it, is
+    imported only when a model first resolves to it (app/providers/registry.py):
+    until then no provider is one, and this door does not import it either."""
+    module = sys.modules.get("app.providers.anthropic")
+    return module is not None and isinstance(provider, module.AnthropicProvider)
 
 
 def check_version(scope: Scope) -> None:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from app.api.anthropic_door import anthropic_endpoint, check_version
+from app.api.anthropic_door import anthropic_endpoint, check_version, is_anthropic
 from app.api.anthropic_validation import check_count_body
 from app.api.http import read_body
 from app.api.streams import services_of
 from app.api.validation import parse_json_object
 from app.errors import InvalidRequest
 from app.http_io import header, send_json
-from app.providers.anthropic import AnthropicProvider
 
 
 @anthropic_endpoint
@@ -28,7 +27,7 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
     data = parse_json_object(await read_body(scope, receive, services.settings.max_body_bytes))
     model = check_count_body(data, services.limits)
     target = services.providers.resolve(model)[0]
-    if not isinstance(target.provider, AnthropicProvider):
+    if not is_anthropic(target.provider):
         raise InvalidRequest(
             f"model: token counts are Anthropic's to give, and {model!r} is not an Anthropic "
             "model; this gateway does not estimate them",

@@ -1,7 +1,11 @@
 """Resolves public model names (`<provider>/<model>` or an alias) to providers.
 
-One provider object per upstream for the whole process, created at start-up
-and closed at shutdown, so connection pools are shared by every stream.
+One provider object per upstream for the whole process, created when a model
+first resolves to it and closed at shutdown, so connection pools are shared
+by every stream. Strategy: the SDKs behind the providers (and pydantic under
+them) are most of what importing the app would cost: ~90 MB and ~2 s of
+start-up. A provider's module is imported by its builder, so a process loads
+only the SDKs of the upstreams its requests use, once, on the first of them.
 `openai`, `anthropic` and `ollama` always exist (their keys and hosts come
 from the environment the SDKs document); each `[providers.<name>]` table of
 the config file adds an OpenAI-compatible server, and may shadow a built-in
@@ -11,15 +15,13 @@ provider are passed through: the upstream, not Sluice, knows its models.
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from app.errors import NotFound
-from app.providers.anthropic import AnthropicProvider
 from app.providers.base import Provider
-from app.providers.ollama import OllamaProvider
-from app.providers.openai import NO_KEY, OpenAIProvider
 from app.providers.simulated import MODELS as SIM_MODELS
 from app.providers.simulated import SimulatedProvider
 from app.settings import CompatServer, Settings
@@ -41,8 +43,11 @@ class ProviderRegistry:
         providers: dict[str, Provider],
         aliases: dict[str, tuple[str, ...]],
         listed: tuple[str, ...] = (),
+        builders: Mapping[str, Callable[[], Provider]] | None = None,
     ) -> None:
-        self._providers = providers
+        """`builders`: providers made on the first request that names them."""
+        self._providers = dict(providers)
+        self._builders = {k: v for k, v in (builders or {}).items() if k not in providers}
         self._aliases = aliases
         self._listed = listed
 
@@ -50,26 +55,21 @@ class ProviderRegistry:
     def from_settings(
         cls, settings: Settings, env: Mapping[str, str] | None = None
     ) -> ProviderRegistry:
-        """Build every provider and its HTTP client; call inside the event loop
-        that will use them (the lifespan), and `aclose()` at shutdown."""
-        env = os.environ if env is None else env
-        providers: dict[str, Provider] = {
-            "sim": SimulatedProvider(settings.sim_tps, settings.sim_ttft_ms),
-            "openai": OpenAIProvider(
-                "openai",
-                api_key=env.get("OPENAI_API_KEY") or None,
-                base_url=env.get("OPENAI_BASE_URL") or None,
-            ),
-            "anthropic": AnthropicProvider(
-                api_key=env.get("ANTHROPIC_API_KEY") or None,
-                base_url=env.get("ANTHROPIC_BASE_URL") or None,
-            ),
-            "ollama": OllamaProvider(host=env.get("OLLAMA_HOST")),
+        """The registry of the settings: `sim` at once, every other provider (and
+        its HTTP client) when first resolved, in the serving loop; `aclose()` at
+        shutdown. The environment is read now, as at start-up."""
+        env = dict(os.environ if env is None else env)
+        builders: dict[str, Callable[[], Provider]] = {
+            "openai": lambda: _openai(env),
+            "anthropic": lambda: _anthropic(env),
+            "ollama": lambda: _ollama(env),
         }
         for server in settings.compat_servers:
-            providers[server.name] = _compat(server, env)
+            builders[server.name] = _compat_builder(server, env)
         listed = [f"{s.name}/{m}" for s in settings.compat_servers for m in s.models]
-        return cls(providers, dict(settings.aliases), (*listed, *settings.declared_models))
+        sim = SimulatedProvider(settings.sim_tps, settings.sim_ttft_ms)
+        declared = (*listed, *settings.declared_models)
+        return cls({"sim": sim}, dict(settings.aliases), declared, builders)
 
     def resolve(self, public_model: str) -> tuple[Target, ...]:
         """The ordered targets for a public model name; NotFound if none."""
@@ -79,10 +79,16 @@ class ProviderRegistry:
     def _target(self, name: str) -> Target:
         provider_name, sep, model = name.partition("/")
         provider = self._providers.get(provider_name)
+        if provider is None and sep and model and provider_name in self._builders:
+            # Kept only once built: a builder that fails is tried again next request.
+            provider = self._providers[provider_name] = self._builders[provider_name]()
+            del self._builders[provider_name]
+            _freeze_imported()
         if not sep or not model or provider is None:
             raise NotFound(
                 f"unknown model {name!r}: use '<provider>/<model>' with a provider of "
-                f"{sorted(self._providers)} or an alias of {sorted(self._aliases)}",
+                f"{sorted([*self._providers, *self._builders])} or an alias of "
+                f"{sorted(self._aliases)}",
                 param="model",
                 code="model_not_found",
             )
@@ -116,13 +122,56 @@ class ProviderRegistry:
             raise errors[0]
 
 
-def _compat(server: CompatServer, env: Mapping[str, str]) -> OpenAIProvider:
-    # A local server usually needs no key; the SDK still wants a string.
-    key = env.get(server.api_key_env) if server.api_key_env else None
+def _freeze_imported() -> None:
+    """As at start-up (asgi.py): the objects an SDK's import made (~70,000 for
+    openai, ~130,000 for anthropic) live as long as the process, and unfrozen
+    they are walked by every full collection (~20 and ~70 ms, a late token for
+    every open stream). Collected first, so that no garbage is frozen; once per
+    provider, on the request that built it, which paid for the import anyway."""
+    gc.collect()
+    gc.freeze()
+
+
+# The builders import their provider's module (and so its SDK) when called.
+
+
+def _openai(env: Mapping[str, str]) -> Provider:
+    from app.providers.openai import OpenAIProvider
+
     return OpenAIProvider(
-        server.name,
-        api_key=key or NO_KEY,
-        base_url=server.base_url,
-        max_tokens_field=server.max_tokens_field,
-        vision=server.vision,
+        "openai",
+        api_key=env.get("OPENAI_API_KEY") or None,
+        base_url=env.get("OPENAI_BASE_URL") or None,
     )
+
+
+def _anthropic(env: Mapping[str, str]) -> Provider:
+    from app.providers.anthropic import AnthropicProvider
+
+    return AnthropicProvider(
+        api_key=env.get("ANTHROPIC_API_KEY") or None,
+        base_url=env.get("ANTHROPIC_BASE_URL") or None,
+    )
+
+
+def _ollama(env: Mapping[str, str]) -> Provider:
+    from app.providers.ollama import OllamaProvider
+
+    return OllamaProvider(host=env.get("OLLAMA_HOST"))
+
+
+def _compat_builder(server: CompatServer, env: Mapping[str, str]) -> Callable[[], Provider]:
+    def build() -> Provider:
+        from app.providers.openai import NO_KEY, OpenAIProvider
+
+        # A local server usually needs no key; the SDK still wants a string.
+        key = env.get(server.api_key_env) if server.api_key_env else None
+        return OpenAIProvider(
+            server.name,
+            api_key=key or NO_KEY,
+            base_url=server.base_url,
+            max_tokens_field=server.max_tokens_field,
+            vision=server.vision,
+        )
+
+    return build

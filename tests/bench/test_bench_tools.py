@@ -109,6 +109,9 @@ def test_runner_smoke_measures_every_system(tmp_path: Path) -> None:
             assert "failed" not in found, (name, scenario, found)
             assert isinstance(found.get(key), int | float), (name, scenario, found)
             assert found["errors"] == 0, (name, scenario, found)
+        start = results[name]["start"]  # each system's start, before any stream
+        assert start["ready_s"] > 0, (name, start)
+        assert start["rss_mb"] > 0, (name, start)
     text = out.read_text()
     assert "passthrough-aiohttp" in text
     assert str(ROOT) not in text  # the report may be committed: no path of this machine

@@ -129,3 +129,15 @@ def test_openai_upstreams_use_the_proxy_the_environment_names(
     assert env_proxy("https://127.0.0.1:8443/v1/chat/completions") is None
     monkeypatch.delenv("HTTPS_PROXY")
     assert env_proxy("https://api.openai.com/v1/chat/completions") is None
+
+
+async def test_a_provider_is_built_once_on_its_first_request_and_shared_after() -> None:
+    registry = ProviderRegistry.from_settings(SETTINGS, env={})
+    try:
+        first = registry.resolve("vllm/a")[0].provider
+        assert registry.resolve("vllm/b")[0].provider is first
+        assert registry.resolve("fast")[0].provider is first
+        with pytest.raises(NotFound, match="'anthropic', 'local', 'ollama', 'openai', 'sim'"):
+            registry.resolve("nowhere/x")
+    finally:
+        await registry.aclose()

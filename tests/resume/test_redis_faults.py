@@ -23,7 +23,7 @@ from app.resume.redis_codec import StreamKeys, decode_entry
 from app.resume.redis_sink import Flusher, Health, RedisSink
 from app.resume.redis_source import Entries
 from app.resume.redis_streams import RedisStore
-from app.security.limits import RedisSlots
+from app.security.redis_slots import RedisSlots
 from app.settings import Settings
 from tests.support.client import SSEResponse, create_lorem_stream, read_sse, transcript
 from tests.support.redis_server import RedisServer, free_port

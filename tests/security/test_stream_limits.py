@@ -14,7 +14,8 @@ import pytest
 from app.errors import RateLimited, Unavailable
 from app.redis_client import bounded_client
 from app.security.keys import key_identity
-from app.security.limits import MemorySlots, RedisSlots, StreamSlots
+from app.security.limits import MemorySlots, StreamSlots
+from app.security.redis_slots import RedisSlots
 from app.settings import Settings, load_settings
 from tests.security.helpers import KEY_A, KEY_B, bearer, chat, create_stream, keyed_server
 from tests.support.client import read_sse
