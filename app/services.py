@@ -15,7 +15,7 @@ from app.api.messages import Limits
 from app.providers.registry import ProviderRegistry
 from app.resume.base import ResumeStore
 from app.resume.memory import MemoryStore
-from app.resume.responses import MemoryRecords, RedisRecords, ResponseRecords
+from app.resume.responses import MemoryRecords, ResponseRecords
 from app.security.auth import Auth
 from app.security.limits import MemorySlots, StreamSlots
 from app.settings import Settings
@@ -119,6 +119,8 @@ def _redis_store(settings: Settings, url: str) -> RedisStore:
 
 def _records(settings: Settings) -> ResponseRecords:
     if settings.redis_url:
+        from app.resume.redis_records import RedisRecords
+
         return RedisRecords(settings.redis_url, settings.resume_ttl_s)
     return MemoryRecords(settings.resume_ttl_s)
 

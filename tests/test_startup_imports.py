@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 # Loaded only for the upstreams a request uses (app/providers/registry.py).
-LAZY = ("openai", "anthropic", "pydantic", "pydantic_core", "httpx", "httpx2", "aiohttp")
+LAZY = ("openai", "anthropic", "pydantic", "pydantic_core", "httpx", "httpx2", "aiohttp", "redis")
 
 _SCRIPT = """
 import asyncio, gc, json, sys

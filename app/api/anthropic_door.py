@@ -56,12 +56,13 @@ class anthropic_endpoint:
             await send_json(send, error_status(exc), error_body(exc), error_headers(exc))
 
 
-def anthropic_only(services: Services, model: object) -> bool:
+async def anthropic_only(services: Services, model: object) -> bool:
     """Whether every target of `model` is an Anthropic provider (then the body goes
     to Anthropic as written)."""
     if not isinstance(model, str):
         return False
     try:
+        await services.providers.prepare(model)
         targets = services.providers.resolve(model)
     except SluiceError:
         return False  # refused with its own error when the generation starts
@@ -92,7 +93,7 @@ async def create_message(scope: Scope, receive: Receive, send: Send) -> None:
     body = await read_body(scope, receive, services.settings.max_body_bytes)
     beta = header(scope, b"anthropic-beta")
     data = parse_json_object(body)
-    native = anthropic_only(services, data.get("model"))
+    native = await anthropic_only(services, data.get("model"))
     call = parse_messages_call(data, services.limits, beta, native=native)
     resume = last_event_id(scope)
     if resume is not None:

@@ -26,6 +26,7 @@ async def count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
     services.auth.identify(scope)
     data = parse_json_object(await read_body(scope, receive, services.settings.max_body_bytes))
     model = check_count_body(data, services.limits)
+    await services.providers.prepare(model)
     target = services.providers.resolve(model)[0]
     if not is_anthropic(target.provider):
         raise InvalidRequest(

@@ -5,7 +5,9 @@ first resolves to it and closed at shutdown, so connection pools are shared
 by every stream. Strategy: the SDKs behind the providers (and pydantic under
 them) are most of what importing the app would cost: ~90 MB and ~2 s of
 start-up. A provider's module is imported by its builder, so a process loads
-only the SDKs of the upstreams its requests use, once, on the first of them.
+only the SDKs of the upstreams its requests use, once, on the first of them,
+and imports it in a worker thread (`prepare`): on the loop, an import of
+0.3-1.5 s would stall every open stream.
 `openai`, `anthropic` and `ollama` always exist (their keys and hosts come
 from the environment the SDKs document); each `[providers.<name>]` table of
 the config file adds an OpenAI-compatible server, and may shadow a built-in
@@ -15,8 +17,11 @@ provider are passed through: the upstream, not Sluice, knows its models.
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import importlib
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -70,6 +75,16 @@ class ProviderRegistry:
         sim = SimulatedProvider(settings.sim_tps, settings.sim_ttft_ms)
         declared = (*listed, *settings.declared_models)
         return cls({"sim": sim}, dict(settings.aliases), declared, builders)
+
+    async def prepare(self, public_model: str) -> None:
+        """Import, off the loop, the modules of the providers `public_model`
+        needs that are not built yet; `resolve` then builds them at once."""
+        for name in self._aliases.get(public_model, (public_model,)):
+            provider_name = name.partition("/")[0]
+            if provider_name in self._builders:
+                module = _MODULES.get(provider_name, "app.providers.openai")
+                if module not in sys.modules:
+                    await asyncio.to_thread(importlib.import_module, module)
 
     def resolve(self, public_model: str) -> tuple[Target, ...]:
         """The ordered targets for a public model name; NotFound if none."""
@@ -132,7 +147,9 @@ def _freeze_imported() -> None:
     gc.freeze()
 
 
-# The builders import their provider's module (and so its SDK) when called.
+# The builders import their provider's module (and so its SDK) when called;
+# every other provider is an OpenAI-compatible server.
+_MODULES = {"anthropic": "app.providers.anthropic", "ollama": "app.providers.ollama"}
 
 
 def _openai(env: Mapping[str, str]) -> Provider:

@@ -53,6 +53,7 @@ class Generations:
         )
 
     async def start(self, request: ChatRequest, owner: str) -> Generation:
+        await self._providers.prepare(request.model)
         targets = self._providers.resolve(request.model)
         check_request(request, targets)
         meta = StreamMeta(new_stream_id(), request.model, int(time.time()), owner)

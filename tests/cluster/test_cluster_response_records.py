@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.resume.responses import RedisRecords, ResponseRecord
+from app.resume.redis_records import RedisRecords
+from app.resume.responses import ResponseRecord
 from app.sse import new_stream_id
 from app.wire.responses_object import ECHO_FIELDS, ResponseHead
 from tests.support.redis_cluster import RedisClusterServers
