@@ -8,12 +8,12 @@ same moment, and one round trip per stream, queued for the pool's
 connections, then stands between every one of those clients and the close of
 its upstream.
 
-Strategy: group commit. The first question starts a sender task, which runs
-on the next turn of the loop with every question asked meanwhile and sends
-their ZCOUNTs as one buffer (redis_packed.py); questions asked while a
-buffer is out go in the next one. At most one buffer is out at a time, so a
-burst costs about two round trips, whatever its size, and a lone question
-costs what it did.
+Strategy: one buffer per turn of the loop. The first question of a turn
+starts a sender task, which runs on the next turn with every question asked
+meanwhile and sends their ZCOUNTs as one buffer (redis_packed.py). Buffers
+do not wait for each other: a burst spread over a few turns is a few buffers
+on as many pooled connections, and each question waits one round trip, as a
+lone question always did.
 """
 
 from __future__ import annotations
@@ -38,36 +38,35 @@ class ReaderCounts:
     def __init__(self, redis: Redis, *, cluster: bool = False) -> None:
         self._redis = redis
         self._cluster = cluster
-        self._asked: list[Asked] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._asked: list[Asked] = []  # this turn's questions
+        self._senders: set[asyncio.Task[None]] = set()
 
     async def count(self, stream_id: str) -> int:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[int] = loop.create_future()
         self._asked.append((stream_id, answer))
-        if self._sender is None:
-            self._sender = loop.create_task(self._send(), name="sluice-presence")
+        if len(self._asked) == 1:  # the turn's first: its sender runs on the next turn
+            sender = loop.create_task(self._send(), name="sluice-presence")
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
         return await answer  # a cancelled caller cancels its answer: it is skipped
 
     async def aclose(self) -> None:
-        sender = self._sender
-        if sender is not None:
+        senders = list(self._senders)
+        for sender in senders:
             sender.cancel()
+        for sender in senders:
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
+        for _, answer in self._asked:  # a sender cancelled before it ran took none
+            answer.cancel()
+        self._asked = []
 
     async def _send(self) -> None:
-        try:
-            while self._asked:
-                asked, self._asked = self._asked, []
-                asked = [(sid, answer) for sid, answer in asked if not answer.done()]
-                if asked:
-                    await self._exchange(asked)
-        finally:
-            self._sender = None
-            for _, answer in self._asked:  # only when cancelled: nobody will send them
-                answer.cancel()
-            self._asked = []
+        asked, self._asked = self._asked, []
+        asked = [(sid, answer) for sid, answer in asked if not answer.done()]
+        if asked:
+            await self._exchange(asked)
 
     async def _exchange(self, asked: list[Asked]) -> None:
         commands = Commands(0, keep_args=self._cluster)

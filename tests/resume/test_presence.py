@@ -74,12 +74,12 @@ async def test_a_burst_of_questions_is_sent_as_one_buffer(redis: Redis) -> None:
     await counts.aclose()
 
 
-async def test_questions_asked_while_a_buffer_is_out_go_in_the_next(redis: Redis) -> None:
+async def test_questions_of_a_later_turn_go_in_a_buffer_of_their_own(redis: Redis) -> None:
     sids = [await with_readers(redis, 1, 0) for _ in range(20)]
     counts = ReaderCounts(redis)
     pool = CountingPool(redis)
     first = [asyncio.ensure_future(counts.count(sid)) for sid in sids[:10]]
-    await asyncio.sleep(0)  # the first buffer is on its way
+    await asyncio.sleep(0)  # the first buffer is on its way: it does not wait for more
     later = [asyncio.ensure_future(counts.count(sid)) for sid in sids[10:]]
     assert await asyncio.gather(*first, *later) == [1] * 20
     assert pool.taken == 2
@@ -109,3 +109,13 @@ async def test_a_failed_buffer_fails_every_question_in_it(own_redis: RedisServer
         own_redis.start()
         await counts.aclose()
         await redis.aclose()
+
+
+async def test_closing_gives_up_the_questions_not_yet_sent(redis: Redis) -> None:
+    sid = await with_readers(redis, 1, 0)
+    counts = ReaderCounts(redis)
+    asked = asyncio.ensure_future(counts.count(sid))
+    await asyncio.sleep(0)  # asked; its sender has not run yet
+    await counts.aclose()
+    with pytest.raises(asyncio.CancelledError):
+        await asked
