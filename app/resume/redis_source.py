@@ -293,13 +293,6 @@ async def settle_detaches(timeout_s: float) -> None:
         await asyncio.wait(set(_pending), timeout=timeout_s)
 
 
-async def readers_in(redis: Redis, stream_id: str) -> int:
-    """Readers whose presence has not expired, over every process but the owner."""
-    key = StreamKeys.of(stream_id).readers
-    count: int = await redis.zcount(key, _now_ms(), "+inf")
-    return count
-
-
 def _now_ms() -> int:
     return int(time.time() * 1000)
 

@@ -57,6 +57,7 @@ from app.core.source import StreamSource
 from app.errors import Unavailable
 from app.redis_client import client_for, is_cluster, where
 from app.resume.base import LogSink
+from app.resume.presence import ReaderCounts
 from app.resume.redis_codec import (
     StreamKeys,
     cancel_channel,
@@ -67,7 +68,7 @@ from app.resume.redis_codec import (
 )
 from app.resume.redis_follow import Follower
 from app.resume.redis_sink import Flusher, Health, RedisSink
-from app.resume.redis_source import Entries, RemoteSource, Timing, readers_in, settle_detaches
+from app.resume.redis_source import Entries, RemoteSource, Timing, settle_detaches
 from app.settings import Settings
 
 COMMAND_CONNECTIONS = 64  # short commands: a burst queues for a few ms, it opens no sockets
@@ -117,6 +118,7 @@ class RedisStore:
             url, size=BLOCKING_CONNECTIONS, wait_s=read_s, socket_timeout_s=read_s
         )
         self._follower = Follower(self._blocking, cluster=self._cluster)
+        self._presence = ReaderCounts(self._redis, cluster=self._cluster)
         self._health = Health(where(url))
         maxlen = max(1024, 2 * settings.max_tokens_cap)  # trims nothing a stream can write
         self._flusher = Flusher(
@@ -264,7 +266,7 @@ class RedisStore:
 
     async def readers_elsewhere(self, stream_id: str) -> int:
         try:
-            return await readers_in(self._redis, stream_id)
+            return await self._presence.count(stream_id)  # one round trip for a burst
         except (RedisError, OSError) as exc:
             raise self._unavailable("counting a stream's readers", exc) from exc
 
@@ -321,6 +323,7 @@ class RedisStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._follower.aclose()
+        await self._presence.aclose()
         await self._flusher.aclose()
         await settle_detaches(timeout_s=2.0)
         await self._redis.aclose()

@@ -132,3 +132,13 @@ def test_cancel_bench_cancels_every_run_and_sees_each_upstream_closed(tmp_path: 
     text = out.read_text()
     assert text.startswith("# results of bench/run.py\n")  # the rest of the file is kept
     assert text.count("## 6. Cancel") == 1
+
+
+def test_presence_bench_measures_both_ways_of_asking(tmp_path: Path) -> None:
+    raw = tmp_path / "presence.json"
+    command = [sys.executable, "-m", "bench.presence", "--streams", "5", "--rounds", "2"]
+    subprocess.run([*command, "--json", str(raw)], cwd=ROOT, check=True, timeout=60)
+    figures = json.loads(raw.read_text())
+    for way in ("one_by_one", "batched"):
+        assert isinstance(figures[way]["cpu_ms"], float)
+        assert isinstance(figures[way]["wall_ms"], float)
