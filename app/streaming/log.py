@@ -1,8 +1,9 @@
 """The in-process event log of one stream, and how readers wait on it.
 
 Strategy (memory): a token event is stored as its text only, packed: the
-texts of every `SEGMENT` events are joined into one `str`, and an `array`
-holds where each ends, so a logged token costs its characters plus 4 bytes
+texts of every `SEGMENT` events are joined into one `str` (the open
+segment's as they come, so that a short stream holds no `str` per token
+either), and an `array` holds where each ends, so a logged token costs its characters plus 4 bytes
 instead of an `Event` object with its own `str` and cached wire bytes
 (~400 bytes). A reader far behind the producer (the kernel's socket buffers
 let a producer run a whole long stream ahead of a slow client) therefore
