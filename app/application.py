@@ -18,7 +18,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from app.api import anthropic_door, chat, count_tokens, health, models, responses, streams
 from app.errors import MethodNotAllowed, NotFound, SluiceError
@@ -31,9 +31,19 @@ from app.security.cors import CORS
 from app.security.exposure import ExposureCheck, warn_at_startup
 from app.services import Services
 from app.settings import Settings, load_settings
-from app.streaming.responder import RELEASE_STATE
+from app.streaming.responder import RELEASE_STATE, SERVER_SEND
 
 log = structlog.get_logger("sluice")
+
+
+class SluiceApp(Starlette):
+    """Starlette, which also leaves the server's `send` in the scope: a
+    streaming response sends its headers through the middleware and its body
+    straight to the server (`app.streaming.responder`)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[SERVER_SEND] = send
+        await super().__call__(scope, receive, send)
 
 
 def _routes() -> list[Route]:
@@ -113,7 +123,7 @@ def create_app(
             metrics.process_exiting()
             log.info("sluice.stop")
 
-    return Starlette(
+    return SluiceApp(
         routes=_routes(),
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},

@@ -51,7 +51,7 @@ async def _close(iterator: AsyncIterator[Chunk]) -> None:
         await iterator.aclose()
 
 
-async def open_stream(
+def open_stream(
     targets: tuple[Target, ...],
     request: ChatRequest,
     *,
@@ -61,6 +61,21 @@ async def open_stream(
     """Chunks from the first target that gets as far as its first token."""
     if not targets:
         raise ValueError("open_stream needs at least one target")
+    if len(targets) == 1:
+        # Strategy: one target has nothing to fall back to: its own iterator,
+        # not wrapped in another generator, which would cost a resume per chunk.
+        if attempts is not None:
+            attempts.opening(targets[0])
+        return targets[0].provider.stream(request, targets[0].model)
+    return _fallbacks(targets, request, sleep, attempts)
+
+
+async def _fallbacks(
+    targets: tuple[Target, ...],
+    request: ChatRequest,
+    sleep: Sleep,
+    attempts: Attempts | None,
+) -> AsyncIterator[Chunk]:
     last = len(targets) - 1
     for attempt, target in enumerate(targets):
         if attempts is not None:

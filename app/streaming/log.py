@@ -1,8 +1,9 @@
 """The in-process event log of one stream, and how readers wait on it.
 
 Strategy (memory): a token event is stored as its text only, packed: the
-texts of every `SEGMENT` events are joined into one `str`, and an `array`
-holds where each ends, so a logged token costs its characters plus 4 bytes
+texts of every `SEGMENT` events are joined into one `str` (the open
+segment's as they come, so that a short stream holds no `str` per token
+either), and an `array` holds where each ends, so a logged token costs its characters plus 4 bytes
 instead of an `Event` object with its own `str` and cached wire bytes
 (~400 bytes). A reader far behind the producer (the kernel's socket buffers
 let a producer run a whole long stream ahead of a slow client) therefore
@@ -69,7 +70,9 @@ class EventLog:
     def __init__(self) -> None:
         self.last_seq = 0
         self._segments: list[str] = []  # joined texts of full segments
-        self._open: list[str] = []  # texts of the segment being filled
+        # The texts of the segment being filled, joined as they come: one `str`,
+        # not one per token (~50 bytes of object header each, on every open stream).
+        self._open = ""
         self._ends = array("I")  # per token event: end offset of its text in its segment
         self._recent: list[Event] = []  # the newest events, seq ascending, ending at last_seq
         # Made by the first typed event: a text-only stream holds neither.
@@ -139,14 +142,16 @@ class EventLog:
         self._run_info.append(info)
 
     def _pack(self, text: str) -> None:
-        open_ = self._open
-        open_.append(text)
         ends = self._ends
-        start = 0 if len(open_) == 1 else ends[-1]
-        ends.append(start + len(text))
-        if len(open_) == SEGMENT:
-            self._segments.append("".join(open_))
-            open_.clear()
+        if len(ends) % SEGMENT:
+            ends.append(ends[-1] + len(text))
+            self._open += text
+        else:  # the first text of a segment
+            ends.append(len(text))
+            self._open = text
+        if len(ends) % SEGMENT == 0:
+            self._segments.append(self._open)
+            self._open = ""
 
     def _keep(self, event: Event) -> None:
         self.last_seq = event.seq
@@ -190,7 +195,7 @@ class EventLog:
         while index < last:
             segment, within = divmod(index, SEGMENT)
             full = segment < len(self._segments)
-            text = self._segments[segment] if full else "".join(self._open)
+            text = self._segments[segment] if full else self._open
             stop = min(last, (segment + 1) * SEGMENT)
             start = 0 if within == 0 else ends[index - 1]
             for i in range(index, stop):

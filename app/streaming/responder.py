@@ -24,6 +24,8 @@ from app.core.events import Event
 from app.core.source import Opening
 
 RELEASE_STATE = "sluice.release"  # lifespan-state key of the process's `Release`
+# Scope key of the server's own `send`, put there by the app (`app.application.SluiceApp`).
+SERVER_SEND = "sluice.server_send"
 
 
 class Wire(Protocol):
@@ -105,6 +107,10 @@ async def respond(
     async with contextlib.aclosing(opening.batches):  # closing it detaches the reader
         headers = sse_headers(scope, stream_id) + list(extra_headers)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        # Strategy: the headers went through every middleware (request id, CORS);
+        # the body goes to the server's send. Each middleware's wrapper is one
+        # more coroutine per send that does nothing once the response started.
+        body_send: Send = scope.get(SERVER_SEND, send)
         pump = asyncio.current_task()
         assert pump is not None
         watcher = asyncio.create_task(_watch(receive, pump, delivery))
@@ -114,13 +120,13 @@ async def respond(
             delivery.released = release.is_set  # already draining: end after the opening
             release.subscribe(let_go)
         try:
-            await _pump(send, opening, wire, delivery)
+            await _pump(body_send, opening, wire, delivery)
         except asyncio.CancelledError:
             if not (delivery.client_gone or delivery.released):
                 raise
             pump.uncancel()
             if not delivery.client_gone:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await body_send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             if release is not None:
                 release.unsubscribe(let_go)
