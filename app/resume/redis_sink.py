@@ -244,7 +244,8 @@ class Flusher:
         plans: list[tuple[RedisSink, list[Entry], int, int]] = []
         for sink in sinks:
             before = commands.count
-            if sink.lost and sink.history is not None:
+            rewritten = sink.lost and sink.history is not None
+            if rewritten:
                 self._rewrite(commands, sink)
             entries = sink.entries()
             first_xadd = commands.count
@@ -252,6 +253,10 @@ class Flusher:
                 commands.xadd(sink.keys.log, entry, fields)
             if sink.closing and not sink._pending:
                 self._finalise(commands, sink)
+            if self._cluster and (entries or rewritten):
+                # followers elsewhere sleep until told (redis_wakes.py): one message
+                # per stream per flush, on the stream's shard, after its entries
+                commands.add("SPUBLISH", sink.keys.wake, b"")
             plans.append((sink, entries, first_xadd - before, commands.count - before))
         try:
             write = execute_grouped if self._cluster else execute

@@ -28,8 +28,10 @@ names one slot. The flush groups its commands by shard (redis_sink.py), and
 DELETE-anywhere uses sharded pub/sub (SSUBSCRIBE/SPUBLISH on the channel's
 slot), whose listener count is exact where a plain PUBLISH counts one node.
 A DELETE that heard nobody, or whose end never comes, is bounded by
-`CANCEL_WAIT_S`; followers never wait on a message, only on the follower's
-reads, each bounded, so nothing lost on pub/sub can hang a reader.
+`CANCEL_WAIT_S`. On a cluster the follower is also woken over sharded
+pub/sub (redis_wakes.py), but it reads every followed log once per
+`RECHECK_S` anyway, and each reader's wait is bounded, so nothing lost on
+pub/sub can hang a reader.
 
 Every Redis call is bounded: connect 1 s, a pool wait (`POOL_WAIT_S` for
 commands, a block and a little for blocking reads), a read a little longer
@@ -71,7 +73,7 @@ from app.resume.redis_source import Entries, RemoteSource, Timing, readers_in, s
 from app.settings import Settings
 
 COMMAND_CONNECTIONS = 64  # short commands: a burst queues for a few ms, it opens no sockets
-BLOCKING_CONNECTIONS = 4  # the follower, the cancel subscription, and their reconnects
+BLOCKING_CONNECTIONS = 4  # the follower (+ its wake subscription), the cancels, reconnects
 POOL_WAIT_S = 2.0  # a command that waits longer for a connection fails as an outage would
 CANCEL_WAIT_S = 2.0  # a DELETE handled elsewhere waits this long for the terminal event
 READ_SLACK_S = 2.0  # a read waits this much longer than the longest XREAD BLOCK

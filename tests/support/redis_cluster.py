@@ -99,6 +99,17 @@ class RedisClusterServers:
         port_of = {f[0]: int(f[1].split(":")[1].split("@")[0]) for f in nodes}
         return {port_of[f[3]]: port_of[f[0]] for f in nodes if "slave" in f[2] and f[3] in port_of}
 
+    def calls(self, *commands: str) -> int:
+        """How many times every node has run these commands (INFO commandstats)."""
+        wanted = {f"cmdstat_{name.lower()}" for name in commands}
+        total = 0
+        for port in self.ports:
+            for line in _cli(port, "info", "commandstats").splitlines():
+                name, _, stats = line.partition(":")
+                if name in wanted:
+                    total += int(stats.split(",")[0].removeprefix("calls="))
+        return total
+
     def failover(self, key: str) -> None:
         """The replica of `key`'s primary takes over (CLUSTER FAILOVER), and the
         cluster settles again."""
