@@ -17,9 +17,12 @@ cursor must be the cursor's next seq. Events can be missing from the log (a
 key evicted or trimmed, a Redis restarted without persistence). When a read
 finds a gap, the reader replays once more from its cursor (a log the owner
 rewrote holds the missing seqs in an older entry than the cursor) and, if
-the gap is still there, ends with a terminal `log_lost` error. A read that
-fails, or finds a gap, starts again from the cursor (a replay) until the
-trouble has lasted a lease: a Redis restarting, or an owner rewriting a log
+the gap is still there, ends with a terminal `log_lost` error. A gap in a
+log that can no longer change (its meta is there, its lease is not: the
+stream ended, or its owner died) ends the reader at once, so a reconnect
+into a trimmed log is refused before its first byte (410) without waiting.
+Otherwise a read that fails, or finds a gap, starts again from the cursor
+(a replay) until the trouble has lasted a lease: a Redis restarting, or an owner rewriting a log
 Redis lost, is over by then, and the reader goes on without the client
 noticing. A gap that stays ends the reader with a terminal `log_lost`
 error; a Redis that stays unreachable, with a terminal `unavailable` one
@@ -166,6 +169,8 @@ class RemoteSource:
                                 return
                 return
             except (RedisError, OSError, LogGap) as exc:
+                if isinstance(exc, LogGap) and await self._settled():
+                    raise  # nobody will write the missing events again: say so at once
                 now = loop.time()
                 trouble_since = now if trouble_since is None else trouble_since
                 if now - trouble_since >= self._timing.presence_s:
@@ -249,6 +254,16 @@ class RemoteSource:
             await self._redis.xrevrange(self._keys.log, max=entry_id(seq), min="-", count=1),
         )
         return found[0][0] if found else None
+
+    async def _settled(self) -> bool:
+        """Whether the log can no longer change: its meta is there (Redis did not lose
+        the stream, so no owner is about to write it again) and its lease is not (the
+        stream ended, or its owner died). A gap in such a log is for good."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(self._keys.meta)
+        pipe.exists(self._keys.lease)
+        meta, lease = await pipe.execute()
+        return bool(meta) and not lease
 
     async def _owner_alive(self) -> bool:
         return bool(await self._redis.exists(self._keys.lease))

@@ -241,3 +241,38 @@ async def test_a_redis_frozen_mid_stream_gives_readers_here_and_elsewhere_the_sa
             assert events[-1].event == "done"
         assert transcript(there.events) == transcript(here.parser.events)
         assert await logged(own_redis.url, sid) == list(range(1, 62))
+
+
+async def test_a_reconnect_into_a_trimmed_log_is_answered_410_at_once_on_every_door(
+    own_redis: RedisServer, client: httpx.AsyncClient
+) -> None:
+    # a lease of a minute: waiting a lease for the gap to fill would outlast the client's
+    # timeout; an ended stream's log cannot change, so the gap is final at once
+    async with two_servers(replace(BASE, redis_url=own_redis.url, lease_ttl_s=60.0)) as (a, b):
+        sid = await create_lorem_stream(client, a, tokens=120, tps=2000)
+        await read_sse(client, f"{a}/v1/streams/{sid}")
+        redis = Redis.from_url(own_redis.url)
+        try:
+            await redis.xtrim(StreamKeys.of(sid).log, minid="0-61", approximate=False)
+        finally:
+            await redis.aclose()
+        hi = [{"role": "user", "content": "hi"}]
+        native = await client.get(f"{b}/v1/streams/{sid}", headers=after(sid, 30))
+        chat = await client.post(
+            f"{b}/v1/chat/completions",
+            headers=after(sid, 30),
+            json={"model": "sim/lorem", "messages": hi, "stream": True},
+        )
+        messages = await client.post(
+            f"{b}/v1/messages",
+            headers={**after(sid, 30), "anthropic-version": "2023-06-01"},
+            json={"model": "sim/lorem", "messages": hi, "max_tokens": 120, "stream": True},
+        )
+        beyond = await read_sse(client, f"{b}/v1/streams/{sid}", headers=after(sid, 70))
+    for answer in (native, chat):
+        assert answer.status_code == 410, answer.text
+        assert answer.json()["error"]["type"] == "log_lost"
+    assert messages.status_code == 410, messages.text
+    assert messages.json()["type"] == "error"
+    assert messages.json()["error"]["type"] == "api_error"
+    assert [e.id for e in beyond.events] == [f"{sid}:{i}" for i in range(71, 122)]
