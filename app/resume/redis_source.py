@@ -18,13 +18,15 @@ key evicted or trimmed, a Redis restarted without persistence). When a read
 finds a gap, the reader replays once more from its cursor (a log the owner
 rewrote holds the missing seqs in an older entry than the cursor) and, if
 the gap is still there, ends with a terminal `log_lost` error. A gap in a
-log that can no longer change (its meta is there, its lease is not: the
-stream ended, or its owner died) ends the reader at once, so a reconnect
-into a trimmed log is refused before its first byte (410) without waiting.
-Otherwise a read that fails, or finds a gap, starts again from the cursor
-(a replay) until the trouble has lasted a lease: a Redis restarting, or an owner rewriting a log
-Redis lost, is over by then, and the reader goes on without the client
-noticing. A gap that stays ends the reader with a terminal `log_lost`
+log that can no longer change (it holds the stream's terminal event) ends
+the reader at once, so a reconnect into a trimmed log of an ended stream is
+refused before its first byte (410) without waiting. Otherwise a read that
+fails, or finds a gap, starts again from the cursor (a replay) until the
+trouble has lasted a lease: a Redis restarting, a failover, or an owner
+rewriting a log Redis lost all or part of, is over by then, and the reader
+goes on without the client noticing. A reader whose cursor is past the end
+of a log whose owner is gone declares nothing either: the log lost its
+events, and that is a gap. A gap that stays ends the reader with a terminal `log_lost`
 error; a Redis that stays unreachable, with a terminal `unavailable` one
 (retryable). A lease gone together with the stream's meta hash means Redis
 lost the stream, not that the owner died: nothing is declared interrupted;
@@ -69,10 +71,18 @@ UNREACHABLE = (
     "the resume store (Redis) became unreachable while following this stream; "
     "reconnect with Last-Event-ID to resume"
 )
-# KEYS: log, meta, readers. ARGV: entry id, fields, ttl ms. 1 written, -1 refused
-# (something came after the cursor), 0 the meta is gone too: Redis lost the stream.
+# KEYS: log, meta, readers. ARGV: entry id, fields, ttl ms, the reader's cursor.
+# 1 written, -1 refused (something came after the cursor), 0 the meta is gone too:
+# Redis lost the stream, {-2, last seq} the log ends before the cursor: it lost the reader's
+# events (trimmed, deleted), and an ending after them would be a false one.
 _DECLARE = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local top = 0
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last > 0 then
+  top = tonumber(string.match(last[1][1], '-(%d+)$')) + #cjson.decode(last[1][2][2]) - 1
+end
+if top < tonumber(ARGV[4]) then return {-2, top} end
 local written = redis.pcall('XADD', KEYS[1], ARGV[1], 'v', ARGV[2])
 if type(written) == 'table' and written.err then return -1 end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
@@ -275,8 +285,10 @@ class RemoteSource:
         entry, fields = encode_batch([Event(cursor + 1, "error", failure=failure)])
         keys = [self._keys.log, self._keys.meta, self._keys.readers]
         outcome = await self._redis.eval(
-            _DECLARE, 3, *keys, entry, fields[b"v"], self._timing.ttl_ms
+            _DECLARE, 3, *keys, entry, fields[b"v"], self._timing.ttl_ms, cursor
         )
+        if isinstance(outcome, list):  # the log lost what the reader has: no ending fits
+            raise LogGap(int(outcome[1]) + 1, cursor)
         if outcome == 1:
             log.warning("stream.owner_lost", stream_id=self._meta.stream_id, last_seq=cursor)
         return bool(outcome)

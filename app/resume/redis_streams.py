@@ -202,20 +202,34 @@ class RedisStore:
     async def _refresh(self, live: list[RedisSink]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         running_ms = self._ttl_ms + self._lease_ms  # if this process dies, keys expire anyway
+        checked: list[tuple[str | None, int]] = []
         for sink in live:
             pipe.set(sink.keys.lease, self.node, px=self._lease_ms)
             pipe.pexpire(sink.keys.meta, running_ms)
             pipe.pexpire(sink.keys.log, running_ms)
+            # the last entry Redis confirmed, still there? (a failover to a replica the
+            # entry had not reached yet loses it silently: replication is asynchronous)
+            checked.append((sink.acknowledged, sink.rewrites))
+            pipe.xrange(sink.keys.log, min=sink.acknowledged or "-", count=1)
         try:
             kept = await pipe.execute()
         except (RedisError, OSError) as exc:
             self._health.failed("refreshing leases", exc)
             return
         self._health.ok()
-        for sink, meta_kept in zip(live, kept[1::3], strict=True):
-            if not meta_kept and sink.history is not None and not sink.lost:
-                # Redis lost the stream (restarted empty, or evicted it): the
-                # next flush writes meta, lease and the whole log again
+        for sink, (acknowledged, rewrites), meta_kept, found in zip(
+            live, checked, kept[1::4], kept[3::4], strict=True
+        ):
+            lost_entries = (
+                acknowledged is not None
+                and rewrites == sink.rewrites  # a rewrite meanwhile: other entry ids
+                and not (found and found[0][0].decode() == acknowledged)
+            )
+            if (not meta_kept or lost_entries) and sink.history is not None and not sink.lost:
+                # Redis lost the stream (restarted empty, or evicted it), or entries
+                # it had confirmed: the next flush writes meta, lease and the whole
+                # log again
+                log.warning("resume.stream_lost", stream_id=sink.stream_id, meta=bool(meta_kept))
                 sink.lost = True
                 self._flusher.mark(sink, urgent=True)
 
