@@ -48,11 +48,13 @@ import contextlib
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from typing import cast
 
 import structlog
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError, ResponseError
 
 from app.core.events import StreamMeta
 from app.core.source import StreamSource
@@ -97,6 +99,16 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def restarted_lately(uptime_s: int | None, process_up_s: float, lease_s: float) -> bool:
+    """Whether a Redis node up for `uptime_s` (whole seconds, rounded down) restarted
+    while this process, up for `process_up_s`, was running, and less than a lease
+    ago. A Redis that was there before the process (a fresh deployment) did not
+    lose anything the process knows of. Unknown uptime: no."""
+    if uptime_s is None:
+        return False
+    return uptime_s <= lease_s and uptime_s + 1 <= process_up_s
+
+
 def _node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
 
@@ -105,6 +117,7 @@ class RedisStore:
     def __init__(self, settings: Settings, url: str) -> None:
         lease_s = settings.lease_ttl_s
         self.node = _node_id()
+        self._started = time.monotonic()
         self.on_cancel: Callable[[str], None] = lambda stream_id: None
         self._required = settings.resume_required
         self._lease_ms = max(1, int(lease_s * 1000))
@@ -272,11 +285,43 @@ class RedisStore:
             raise self._unavailable("opening a stream", exc) from exc
         found = decode_meta(stream_id, fields)
         if found is None:
+            await self._not_lost_lately(StreamKeys.of(stream_id).meta)
             return None
         meta, _node = found
         return RemoteSource(
             self._redis, self._follower, meta, self.node, self._timing, self._health
         )
+
+    async def _not_lost_lately(self, key: str) -> None:
+        """Before a 404: raise a retryable 503 if the Redis node that would hold `key`
+        restarted while this process ran, less than a lease ago. A Redis restarted
+        empty has lost the running streams until their owners write them again
+        (within a third of a lease), so a stream missing then may be one of those;
+        after a lease, missing is missing."""
+        try:
+            uptime_s = await self._uptime_s(key)
+        except ResponseError:
+            uptime_s = None  # INFO refused (an ACL, a managed service): a plain 404
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("checking a missing stream", exc) from exc
+        up_s = time.monotonic() - self._started
+        if restarted_lately(uptime_s, up_s, self._lease_ms / 1000):
+            raise Unavailable(
+                "the resume store (Redis) restarted moments ago and may not hold this "
+                "stream again yet; retry shortly",
+                code="resume_store_restarted",
+                retry_after=max(1.0, self._timing.check_s),
+            )
+
+    async def _uptime_s(self, key: str) -> int | None:
+        if self._cluster:
+            cluster = cast(RedisCluster, self._redis)
+            node = cluster.get_node_from_key(key)
+            found: object = await cluster.info("server", target_nodes=node)
+        else:
+            found = await self._redis.info("server")
+        uptime = found.get("uptime_in_seconds") if isinstance(found, dict) else None
+        return int(uptime) if uptime is not None else None
 
     async def readers_elsewhere(self, stream_id: str) -> int:
         try:

@@ -22,7 +22,7 @@ from app.resume import redis_streams
 from app.resume.redis_codec import StreamKeys, decode_entry
 from app.resume.redis_sink import Flusher, Health, RedisSink
 from app.resume.redis_source import Entries
-from app.resume.redis_streams import RedisStore
+from app.resume.redis_streams import RedisStore, restarted_lately
 from app.security.limits import RedisSlots
 from app.settings import Settings
 from tests.support.client import SSEResponse, create_lorem_stream, read_sse, transcript
@@ -276,3 +276,28 @@ async def test_a_reconnect_into_a_trimmed_log_is_answered_410_at_once_on_every_d
     assert messages.json()["type"] == "error"
     assert messages.json()["error"]["type"] == "api_error"
     assert [e.id for e in beyond.events] == [f"{sid}:{i}" for i in range(71, 122)]
+
+
+@pytest.mark.parametrize(
+    ("redis_up_s", "process_up_s", "answer"),
+    [(0, 5.0, True), (4, 5.5, True), (3, 2.5, False), (6, 60.0, False), (None, 60.0, False)],
+)
+def test_a_missing_stream_is_doubted_only_after_a_redis_restart_less_than_a_lease_ago(
+    redis_up_s: int | None, process_up_s: float, answer: bool
+) -> None:
+    assert restarted_lately(redis_up_s, process_up_s, lease_s=5.0) is answer
+
+
+async def test_a_stream_missing_from_a_redis_restarted_empty_moments_ago_is_503_not_404(
+    own_redis: RedisServer, client: httpx.AsyncClient
+) -> None:
+    # a lease of 30 s: the owner writes the stream again within 10 s, long after the GET
+    async with two_servers(replace(BASE, redis_url=own_redis.url, lease_ttl_s=30.0)) as (a, b):
+        sid = await create_lorem_stream(client, a, tokens=400, tps=20)
+        await asyncio.sleep(1.1)  # B has run longer than the restarted Redis will have
+        own_redis.stop()
+        own_redis.start()  # empty: no persistence
+        got = await client.get(f"{b}/v1/streams/{sid}")
+    assert got.status_code == 503, got.text
+    assert got.json()["error"]["code"] == "resume_store_restarted"
+    assert int(got.headers["retry-after"]) >= 1
