@@ -113,7 +113,6 @@ class RedisSink:
         "meta_fields",
         "rewrites",
         "stream_id",
-        "suspect",
     )
 
     def __init__(
@@ -126,7 +125,6 @@ class RedisSink:
         self._unconfirmed: list[Entry] = []  # sent, not yet answered: sent again as they are
         self.acknowledged: str | None = None  # the id of the last entry Redis confirmed
         self.rewrites = 0  # each rewrite batches the log anew: other entry ids
-        self.suspect = False  # Redis may have lost `acknowledged`: check before writing on
         self._closed: asyncio.Future[None] | None = None
         self.broken = False
         self.closing = False
@@ -180,7 +178,6 @@ class RedisSink:
         self._unconfirmed = []
         self.lost = False
         self.acknowledged = None
-        self.suspect = False
         self.rewrites += 1
         return self.history(0)
 
@@ -230,6 +227,7 @@ class Flusher:
         self._urgent = False
         self._failing = False
         self.live: dict[str, RedisSink] = {}  # what the lease task keeps alive
+        self._suspects: set[RedisSink] = set()  # Redis may have lost their `acknowledged`
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -240,6 +238,7 @@ class Flusher:
 
     def forget(self, sink: RedisSink) -> None:
         self.live.pop(sink.stream_id, None)
+        self._suspects.discard(sink)
 
     def mark(self, sink: RedisSink, *, urgent: bool = False) -> None:
         self._dirty[sink] = None
@@ -264,9 +263,9 @@ class Flusher:
             await self._write(sinks)
 
     async def _write(self, sinks: list[RedisSink]) -> None:
-        doubtful = [s for s in self.live.values() if s.suspect and not s.broken]
+        doubtful = [s for s in self._suspects if not s.broken]
         # and before a stream's end: the log it leaves for later readers is whole
-        doubtful += [s for s in sinks if s.closing and not s.suspect]
+        doubtful += [s for s in sinks if s.closing and s not in self._suspects]
         if not await self._check_acknowledged(doubtful):
             for sink in sinks:
                 self.mark(sink, urgent=sink.closing)
@@ -315,13 +314,14 @@ class Flusher:
         had confirmed (a failover to a replica they had not reached yet: replication
         is asynchronous). Each stream's last confirmed entry is checked before its
         next write."""
-        for sink in self.live.values():
-            sink.suspect = sink.acknowledged is not None
+        self._suspects |= {s for s in self.live.values() if s.acknowledged is not None}
 
     async def _check_acknowledged(self, sinks: list[RedisSink]) -> bool:
         """Whether Redis answered. A stream whose last confirmed entry is gone is
         `lost`: this write rewrites its whole log, so readers find no hole."""
-        sinks = [s for s in sinks if s.acknowledged is not None and s.history is not None]
+        checkable = [s for s in sinks if s.acknowledged is not None and s.history is not None]
+        self._suspects.difference_update(set(sinks) - set(checkable))  # nothing to check
+        sinks = checkable
         if not sinks:
             return True
         pipe = self._redis.pipeline(transaction=False)
@@ -334,7 +334,7 @@ class Flusher:
             self._failing = True
             return False
         for sink, there in zip(sinks, found, strict=True):
-            sink.suspect = False
+            self._suspects.discard(sink)
             if not (there and there[0][0].decode() == sink.acknowledged):
                 log.warning("resume.entries_lost", stream_id=sink.stream_id)
                 sink.lost = True
