@@ -60,12 +60,15 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --generate-hashes \
 		--python-version 3.11 --no-header --upgrade -o requirements-dev.txt
 
-# bench/run.py starts each system itself (Redis included) and writes bench/RESULTS.md.
+# bench/run.py starts each system itself (Redis included) and writes bench/RESULTS.md;
+# bench/cancel.py then adds its section (cancel → upstream closed) to it.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.cancel
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
+	$(BIN)/python -m bench.cancel --runs 20
 
 # Production shape: several hypercorn workers (ops/hypercorn.toml) sharing one Redis
 # event log, so a reconnect served by any worker resumes. nginx goes in front

@@ -101,6 +101,7 @@ class System:
     # "openai": POST /v1/chat/completions, what the passthroughs forward; "native": the
     # one-shot GET /v1/stream?model=…&prompt=… with `event: token` events.
     endpoint: str = "openai"
+    tree: str = ""  # another checkout to run (`--base`): an A/B of two revisions in one run
 
     @property
     def sluice(self) -> bool:
@@ -164,12 +165,14 @@ class Cores:
 class Proc:
     """A child process with its output in a log file."""
 
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], logdir: Path) -> None:
+    def __init__(
+        self, name: str, cmd: list[str], env: dict[str, str], logdir: Path, cwd: Path = ROOT
+    ) -> None:
         self.name = name
         self.log_path = logdir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            cmd, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     @property
@@ -366,9 +369,8 @@ async def gateway(ctx: Context, system: System, tag: str) -> AsyncIterator[tuple
     else:
         server = [str(Path(PY).parent / "hypercorn"), system.app, "--bind", f"127.0.0.1:{port}"]
         server += ["--worker-class", "uvloop", "--workers", "0", "--backlog", "4096"]
-    proc = Proc(
-        f"{system.name}-{tag}", [*ctx.cores.prefix(ctx.cores.gateway), *server], env, ctx.logdir
-    )
+    command = [*ctx.cores.prefix(ctx.cores.gateway), *server]
+    proc = Proc(f"{system.name}-{tag}", command, env, ctx.logdir, Path(system.tree or ROOT))
     try:
         await wait_http(port, "/healthz" if system.sluice else "/v1/models", proc)
         yield proc, port
@@ -547,6 +549,7 @@ async def run_all(
     rounds_wanted: int | None = None,
     on_round: Callable[[dict[str, Any]], None] | None = None,
     scenarios: tuple[str, ...] = SCENARIOS,
+    base: Path | None = None,
 ) -> dict[str, Any]:
     sizes = SIZES[mode]
     if rounds_wanted is not None:
@@ -557,6 +560,13 @@ async def run_all(
     ctx = Context(mode, sizes, cores, logdir)
     names = only or (list(SMOKE_SYSTEMS) if mode == "smoke" else [s.name for s in SYSTEMS])
     systems = [s for s in SYSTEMS if s.name in names]
+    if base is not None:  # each Sluice system twice: this tree and the base, interleaved
+        systems = [
+            twin
+            for s in systems
+            for twin in (s, dataclasses.replace(s, name=f"{s.name}@base", tree=str(base)))
+            if twin is s or s.sluice
+        ]
     skipped: dict[str, str] = {}
     why = await sluice_importable()
     if why is not None:
@@ -1096,6 +1106,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, of {SCENARIOS}"
     )
+    parser.add_argument(
+        "--base",
+        type=Path,
+        default=None,
+        help="another checkout (e.g. `git worktree add`): its Sluice systems run beside these",
+    )
     args = parser.parse_args(argv)
     scenarios = tuple(args.scenarios.split(","))
     if not set(scenarios) <= set(SCENARIOS):
@@ -1113,7 +1129,7 @@ def main(argv: list[str] | None = None) -> None:
             args.json.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
         print(f"wrote {args.out} after {elapsed:.0f} s; logs in {data['logdir']}", flush=True)
 
-    write(asyncio.run(run_all(mode, only, args.rounds, write, scenarios)))
+    write(asyncio.run(run_all(mode, only, args.rounds, write, scenarios, args.base)))
 
 
 if __name__ == "__main__":

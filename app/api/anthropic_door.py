@@ -9,7 +9,7 @@ envelope with the status Anthropic uses.
 A POST that carries `Last-Event-ID` (header or `last_event_id` query) resumes the
 stream its id names instead of generating again; an id `<stream_id>:<seq>.<part>`
 (this wire writes one log event as up to three blocks) resumes inside event `seq`.
-Where a response starts is `app.core.source.open_stream`'s, as on every wire.
+Where a response starts is `app.streaming.opening.open_response`'s, as on every wire.
 """
 
 from __future__ import annotations

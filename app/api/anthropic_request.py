@@ -13,8 +13,9 @@ Two readings of one body travel together:
   image blocks                     -> images (base64 as a `data:` URL, or the URL)
   tool_use blocks                  -> the assistant turn's tool calls (input as JSON text)
   tool_result blocks               -> `tool` turns before the rest of their user turn
-  thinking / redacted_thinking     -> not sent: the model's own earlier reasoning, which
-                                      only Anthropic can verify (its signature)
+  thinking / redacted_thinking     -> the assistant turn's reasoning, which only Anthropic
+                                      can verify (its signature): every other provider
+                                      leaves it out
   tools, tool_choice               -> tools (input_schema as parameters), tool_choice
                                       (any -> required, tool -> that function),
                                       disable_parallel_tool_use -> parallel_tool_calls
@@ -47,6 +48,9 @@ from app.providers.base import (
     Message,
     NativeBody,
     Reasoning,
+    RedactedThinking,
+    Thinking,
+    Thought,
     ToolChoice,
     ToolSpec,
 )
@@ -101,13 +105,22 @@ def _user(blocks: Sequence[Block]) -> list[Message]:
     return turns
 
 
+def _thought(block: Block) -> Thought | None:
+    if block.get("type") == "thinking":
+        return Thinking(str(block["thinking"]), str(block["signature"]))
+    if block.get("type") == "redacted_thinking":
+        return RedactedThinking(str(block["data"]))
+    return None
+
+
 def _assistant(blocks: Sequence[Block]) -> Message:
     calls = tuple(
         CalledTool(str(b["id"]), str(b["name"]), orjson.dumps(b["input"]).decode())
         for b in blocks
         if b.get("type") == "tool_use"
     )
-    return Message("assistant", _text(blocks), tool_calls=calls)
+    thoughts = tuple(t for t in map(_thought, blocks) if t is not None)
+    return Message("assistant", _text(blocks), tool_calls=calls, reasoning=thoughts)
 
 
 def _turns(data: Mapping[str, object]) -> tuple[Message, ...]:

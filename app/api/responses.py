@@ -33,14 +33,14 @@ from app.api.validation import parse_json_object
 from app.core.source import StreamSource
 from app.errors import InvalidRequest, NotFound, SluiceError, Unavailable
 from app.http_io import query_params, send_json
-from app.providers.base import CalledTool, Message
+from app.providers.base import CalledTool, Message, RedactedThinking, Thinking, Thought
 from app.resume.responses import ResponseRecord
 from app.services import Services
 from app.sse import EventId, is_stream_id
 from app.streaming.generation import Generation
 from app.wire.openai import error_body
 from app.wire.openai_responses import ResponsesWire
-from app.wire.responses_fold import ResponseFold
+from app.wire.responses_fold import Item, ResponseFold
 from app.wire.responses_object import ResponseHead, stream_id_of, to_object
 
 _IDLE_S = 3600.0  # no heartbeat while collecting: idle wake-ups would only be ignored
@@ -154,7 +154,8 @@ async def _history(
 
 def answer_of(fold: ResponseFold) -> tuple[Message, ...]:
     """A response's output as the assistant turn of the history: its text (or, with
-    none, its refusal) and its function calls. Reasoning is left out, as in the input."""
+    none, its refusal), its function calls, and its signed reasoning, read as the
+    same items would be in `input` (app/api/responses_items.py)."""
     calls = tuple(
         CalledTool(item.call_id, item.name, "".join(item.arguments))
         for item in fold.items
@@ -162,8 +163,20 @@ def answer_of(fold: ResponseFold) -> tuple[Message, ...]:
     )
     text = fold.text or fold.refusal
     if not text and not calls:
-        return ()
-    return (Message("assistant", text, tool_calls=calls),)
+        return ()  # reasoning alone answers nothing: left out, as in the input
+    # Reasoning after the last answer item belongs to no answer: left out, as in the input.
+    last = max(i for i, item in enumerate(fold.items) if item.kind != "reasoning")
+    thoughts = (_thought_of(item) for item in fold.items[:last] if item.kind == "reasoning")
+    reasoning = tuple(t for t in thoughts if t is not None)
+    return (Message("assistant", text, tool_calls=calls, reasoning=reasoning),)
+
+
+def _thought_of(item: Item) -> Thought | None:
+    if not item.encrypted:
+        return None  # unsigned: nothing a provider could verify
+    if not item.summary:
+        return RedactedThinking("".join(item.encrypted))
+    return Thinking("".join(item.summary), "".join(item.encrypted))
 
 
 async def _resume(

@@ -10,19 +10,34 @@ or refused the same way whichever door it came through.
 - `function_call` items: tool calls of an assistant turn (consecutive calls,
   and the assistant message before them, make one turn);
 - `function_call_output` items: `tool` turns answering a call;
-- `reasoning` items: left out. The request model carries no reasoning back
-  to a provider: OpenAI's Chat Completions and Ollama expect earlier
-  reasoning left out, and Anthropic's thinking blocks are not carried yet.
+- `reasoning` items: the reasoning of the assistant turn that the next
+  `message` or `function_call` item lands in, kept on that turn in the order
+  given. One with `encrypted_content` is thinking Sluice (or Anthropic
+  behind another gateway) signed: with summary text, the text and its
+  signature; with none, redacted thinking's data. The Anthropic provider
+  sends them back as thinking blocks; every other provider leaves them out,
+  as their APIs expect. One without `encrypted_content` carries nothing a
+  provider could verify, and one with no assistant item after it in its
+  turn belongs to no answer: both are left out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from app.api.messages import Limits, parse_messages
 from app.api.tools import parse_response_format, parse_tool_choice, parse_tools
 from app.errors import InvalidRequest
-from app.providers.base import Message, ResponseFormat, ToolChoice, ToolSpec
+from app.providers.base import (
+    Message,
+    RedactedThinking,
+    ResponseFormat,
+    Thinking,
+    Thought,
+    ToolChoice,
+    ToolSpec,
+)
 
 _TEXT_PARTS = ("input_text", "output_text", "text")
 BUILT_IN_TOOLS = (
@@ -109,24 +124,55 @@ def _output(item: Mapping[str, object], where: str) -> ChatDict:
     return {"role": "tool", "tool_call_id": call_id, "content": output}
 
 
-def _append(messages: list[ChatDict], item: object, where: str) -> None:
-    if not isinstance(item, dict):
-        raise _bad(where, "must be an object")
-    kind = item.get("type", "message")
-    if kind == "message":
-        messages.append(_message(item, where))
-    elif kind == "function_call":
-        last = messages[-1] if messages else None
-        if last is None or last.get("role") != "assistant":
-            last = {"role": "assistant", "content": None}
-            messages.append(last)
-        calls = last.setdefault("tool_calls", [])
-        assert isinstance(calls, list)
-        calls.append(_call(item, where))
-    elif kind == "function_call_output":
-        messages.append(_output(item, where))
-    elif kind != "reasoning":  # reasoning: left out, see the module docstring
-        raise _bad(where, f"has unsupported item type {str(kind)[:40]!r}")
+def _thought(item: Mapping[str, object], where: str) -> Thought | None:
+    """A reasoning item as the thinking it stands for; None: nothing to send back."""
+    summary, encrypted = item.get("summary", []), item.get("encrypted_content")
+    if not isinstance(summary, list) or not all(
+        isinstance(part, dict) and isinstance(part.get("text"), str) for part in summary
+    ):
+        raise _bad(f"{where}.summary", "must be a list of summary_text parts")
+    if encrypted is None:
+        return None
+    if not isinstance(encrypted, str):
+        raise _bad(f"{where}.encrypted_content", "must be a string")
+    if not summary:
+        return RedactedThinking(encrypted)
+    return Thinking("".join(str(part["text"]) for part in summary), encrypted)
+
+
+class _Turns:
+    """The chat messages the items become, and the reasoning of each assistant one."""
+
+    def __init__(self) -> None:
+        self.messages: list[ChatDict] = []
+        self.thoughts: dict[int, list[Thought]] = {}  # by index in `messages`
+        self._pending: list[Thought] = []  # reasoning items waiting for their turn
+
+    def add(self, item: object, where: str) -> None:
+        if not isinstance(item, dict):
+            raise _bad(where, "must be an object")
+        kind = item.get("type", "message")
+        if kind == "reasoning":
+            thought = _thought(item, where)
+            if thought is not None:
+                self._pending.append(thought)
+            return
+        if kind == "message":
+            self.messages.append(_message(item, where))
+        elif kind == "function_call":
+            last = self.messages[-1] if self.messages else None
+            if last is None or last.get("role") != "assistant":
+                self.messages.append({"role": "assistant", "content": None})
+            calls = self.messages[-1].setdefault("tool_calls", [])
+            assert isinstance(calls, list)
+            calls.append(_call(item, where))
+        elif kind == "function_call_output":
+            self.messages.append(_output(item, where))
+        else:
+            raise _bad(where, f"has unsupported item type {str(kind)[:40]!r}")
+        if self.messages[-1].get("role") == "assistant":
+            self.thoughts.setdefault(len(self.messages) - 1, []).extend(self._pending)
+        self._pending = []  # reasoning with no answer after it in its turn: left out
 
 
 def parse_input(value: object, limits: Limits) -> tuple[Message, ...]:
@@ -134,17 +180,23 @@ def parse_input(value: object, limits: Limits) -> tuple[Message, ...]:
         value = [{"role": "user", "content": value}]
     if not isinstance(value, list) or not value:
         raise _bad("input", "is required: a string or a list of items")
-    messages: list[ChatDict] = []
+    turns = _Turns()
     for i, item in enumerate(value):
-        _append(messages, item, f"input[{i}]")
-    if not messages:
+        turns.add(item, f"input[{i}]")
+    if not turns.messages:
         raise _bad("input", "holds no message")
     try:
-        return parse_messages(messages, limits)
+        messages = parse_messages(turns.messages, limits)
     except InvalidRequest as exc:  # named after the chat message the items became
         raise InvalidRequest(
             f"'input', read as chat messages: {exc.message}", param="input"
         ) from None
+    return tuple(
+        dataclasses.replace(message, reasoning=tuple(turns.thoughts[i]))
+        if turns.thoughts.get(i)
+        else message
+        for i, message in enumerate(messages)
+    )
 
 
 def parse_response_tools(value: object) -> tuple[ToolSpec, ...]:

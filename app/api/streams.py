@@ -13,11 +13,12 @@ from starlette.types import Receive, Scope, Send
 
 from app.api.http import read_body
 from app.api.validation import parse_json_object, parse_oneshot_query, parse_stream_request
-from app.core.source import StreamSource, open_stream
+from app.core.source import StreamSource
 from app.errors import BadLastEventId, NotFound, SluiceError, Unavailable
 from app.http_io import header, query_params, send_empty, send_error, send_json
 from app.services import Services
 from app.sse import EventId, is_stream_id, parse_event_id
+from app.streaming.opening import open_response
 from app.streaming.responder import respond
 from app.wire.framing import FramedWire
 from app.wire.native import NativeWire
@@ -100,7 +101,7 @@ async def send_stream(
 ) -> None:
     """One SSE response of any door: from the beginning (`start` None) or after
     the block `start` names, on `wire`; 204 when nothing is left to send."""
-    opening = await open_stream(source, wire, start, services.settings.heartbeat_s)
+    opening = await open_response(source, wire, start, services.settings.heartbeat_s)
     if opening is None:
         await send_empty(send, 204)
         return

@@ -4,6 +4,10 @@
   block in a user turn (consecutive results share one, as Anthropic wants
   them); an assistant turn's tool calls become `tool_use` blocks whose
   `input` is the call's arguments parsed (they must be a JSON object).
+- An assistant turn's earlier reasoning goes first in its turn, in its order:
+  signed thinking as a `thinking` block (text and `signature` as they came),
+  redacted thinking as a `redacted_thinking` block; Anthropic checks the
+  signatures and wants a tool_use's thinking first in the same message.
 - Images: an https URL as a `url` source, a `data:` URL as a `base64` one.
 - tool_choice: auto → auto, required → any, none → none, a function → tool;
   `parallel_tool_calls: false` → `disable_parallel_tool_use`.
@@ -18,7 +22,7 @@ from typing import cast
 
 from app.errors import InvalidRequest
 from app.providers.arguments import arguments_object, check_arguments
-from app.providers.base import ChatRequest, Message, ToolChoice
+from app.providers.base import ChatRequest, Message, Thinking, Thought, ToolChoice
 
 DEFAULT_MAX_TOKENS = 1024  # Anthropic requires max_tokens; used when the client gave none
 EFFORT_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000}
@@ -63,14 +67,21 @@ def image_block(url: str) -> dict[str, object]:
     return {"type": "image", "source": {"type": "url", "url": url}}
 
 
+def thought_block(thought: Thought) -> dict[str, object]:
+    if isinstance(thought, Thinking):
+        return {"type": "thinking", "thinking": thought.text, "signature": thought.signature}
+    return {"type": "redacted_thinking", "data": thought.data}
+
+
 def _content(message: Message) -> object:
-    blocks: list[dict[str, object]] = [image_block(url) for url in message.images]
+    blocks: list[dict[str, object]] = [thought_block(t) for t in message.reasoning]
+    blocks += [image_block(url) for url in message.images]
     if message.content:
         blocks.append({"type": "text", "text": message.content})
     for call in message.tool_calls:
         tool_input = arguments_object(call.arguments, "tool_calls")
         blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": tool_input})
-    if not message.images and not message.tool_calls:
+    if not message.images and not message.tool_calls and not message.reasoning:
         return message.content
     return blocks
 

@@ -30,10 +30,34 @@ class CalledTool:
 
 
 @dataclass(frozen=True, slots=True)
+class Thinking:
+    """Signed reasoning of an earlier assistant turn: Anthropic's thinking block,
+    its `text` and its `signature`, both exactly as the model sent them."""
+
+    text: str
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class RedactedThinking:
+    """Reasoning of an earlier assistant turn that the model sent encrypted:
+    Anthropic's redacted_thinking block, its opaque `data` as sent."""
+
+    data: str
+
+
+Thought = Thinking | RedactedThinking
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One turn. `content` is the text (text parts joined); `images` the URLs
     (https or `data:` base64) of its image parts; an assistant turn may carry
-    `tool_calls`, a `tool` turn answers the call `tool_call_id`."""
+    `tool_calls`, a `tool` turn answers the call `tool_call_id`.
+
+    `reasoning`: an assistant turn's own earlier reasoning, in the order the
+    model wrote it, for a provider that takes it back and verifies it
+    (Anthropic); every other provider leaves it out, as their APIs expect."""
 
     role: Role
     content: str
@@ -41,6 +65,7 @@ class Message:
     tool_call_id: str | None = None
     images: tuple[str, ...] = ()
     name: str | None = None
+    reasoning: tuple[Thought, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.errors import Unavailable
-from app.providers.base import CalledTool, Message
+from app.providers.base import CalledTool, Message, RedactedThinking, Thinking, Thought
 from app.redis_client import client_for
 from app.wire.responses_object import ResponseHead
 
@@ -65,7 +65,20 @@ def _message_json(message: Message) -> dict[str, object]:
         "tool_call_id": message.tool_call_id,
         "images": list(message.images),
         "name": message.name,
+        "reasoning": [_thought_json(t) for t in message.reasoning],
     }
+
+
+def _thought_json(thought: Thought) -> list[str]:
+    if isinstance(thought, Thinking):
+        return ["thinking", thought.text, thought.signature]
+    return ["redacted", thought.data]
+
+
+def _thought_of(data: list[str]) -> Thought:
+    if data[0] == "thinking":
+        return Thinking(data[1], data[2])
+    return RedactedThinking(data[1])
 
 
 def _message_of(data: dict[str, Any]) -> Message:
@@ -76,6 +89,8 @@ def _message_of(data: dict[str, Any]) -> Message:
         tool_call_id=data["tool_call_id"],
         images=tuple(data["images"]),
         name=data["name"],
+        # A record written before turns carried reasoning has none.
+        reasoning=tuple(_thought_of(t) for t in data.get("reasoning", ())),
     )
 
 

@@ -1,19 +1,22 @@
-"""One generation: a producer task that fills the stream's log, and its readers.
+"""One generation: a driver task per stream that runs its producer, its timers
+and its readers' comings and goings, acting on the pure lifecycle
+(`app/core/lifecycle.py`).
 
-Strategy: readers never touch the upstream. Only the generation's own
-lifecycle (done, upstream error, timeout, DELETE, grace expiry, shutdown)
-cancels the producer, so a reader's disconnect can never land inside an
-upstream read. While readers are attached the producer runs at most
-`CREDIT_WINDOW` events ahead of the fastest reader's completed `send`: a
-stalled client stalls the upstream read, and nothing grows. With no reader
-attached it runs free for the detach grace (the log is bounded by
-max_tokens), then it is cancelled, which closes the upstream connection.
+Strategy: readers never touch the upstream. They report to the lifecycle
+(attached, delivered, gone) and the driver alone cancels the producer, so a
+reader's disconnect never lands inside an upstream read. The producer and the
+presence check run in the driver's `TaskGroup`: a stop is the driver
+cancelling its child, never a task cancelling itself, and a driver that is
+itself cancelled (the loop going away) takes its children with it. The timers
+(first token, idle, grace) are one timer handle for the lifecycle's next
+deadline: a token moves the deadline with an attribute write, and the handle is
+re-armed only when it fires early.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
+import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +24,16 @@ from dataclasses import dataclass, field
 import structlog
 
 from app.core.events import Done, Event, Failure, StreamMeta, Usage
+from app.core.lifecycle import (
+    CheckElsewhere,
+    Decision,
+    Lifecycle,
+    Phase,
+    Resume,
+    Stop,
+    StopReason,
+    Timeouts,
+)
 from app.errors import (
     Abandoned,
     Cancelled,
@@ -33,36 +46,9 @@ from app.observability import metrics
 from app.providers.base import ChatRequest, Chunk
 from app.resume.base import LogSink
 from app.streaming.log import EventLog
-from app.streaming.watchdog import Watchdog
 
-CREDIT_WINDOW = 32
 ABANDONED = "every reader left and the detach grace expired"
 log = structlog.get_logger("sluice.stream")
-
-
-class State(enum.Enum):
-    RUNNING = "running"
-    STOPPING = "stopping"  # a stop was requested; the producer is unwinding
-    ENDED = "ended"  # the terminal event is in the log
-
-
-class IllegalTransition(RuntimeError):
-    pass
-
-
-_ALLOWED = {
-    (State.RUNNING, State.STOPPING),
-    (State.RUNNING, State.ENDED),
-    (State.STOPPING, State.ENDED),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    first_token_s: float
-    idle_s: float
-    detach_grace_s: float
-    attach_s: float  # how long a stream nobody has opened yet waits for its first reader
 
 
 @dataclass(slots=True)
@@ -126,43 +112,39 @@ class Generation:
         self.request = request
         self.log = EventLog()
         self.stats = Stats() if stats is None else stats  # given: timed from request arrival
-        self.state = State.RUNNING
         self._chunks = chunks
         self._timeouts = timeouts
         self._on_end = on_end
         self._sink = sink
         self._wanted_elsewhere = wanted_elsewhere
-        self._readers = 0
-        self._delivered = 0  # highest seq whose send completed, over all readers
+        self._loop = loop = asyncio.get_running_loop()
+        self._life = Lifecycle(timeouts, shared=wanted_elsewhere is not None)
         self._credit: asyncio.Future[None] | None = None
         self._stop_error: SluiceError | None = None
-        self._grace: asyncio.TimerHandle | None = None
-        self._held = False  # shutdown: runs to its end whether or not readers stay
-        self._checking: asyncio.Task[None] | None = None
-        self._watchdog = Watchdog(self._timed_out)
+        self._wake: asyncio.Future[None] | None = None  # set while the driver sleeps
+        self._check_due = False
         # Strategy: a future made by the first `wait_ended()`, not an
         # `asyncio.Event` (its deque is ~0.7 KB per open stream, rarely awaited).
         self._finished = False
         self._ended: asyncio.Future[None] | None = None
-        self._task = asyncio.get_running_loop().create_task(
-            self._produce(), name=f"sluice-generation-{meta.stream_id}"
-        )
-        self._start_grace(timeouts.attach_s)
+        self._task = loop.create_task(self._drive(), name=f"sluice-generation-{meta.stream_id}")
 
-    # ---- lifecycle -------------------------------------------------------
+    # ---- what others ask of it ---------------------------------------------
 
-    def _transition(self, to: State) -> None:
-        if (self.state, to) not in _ALLOWED:
-            raise IllegalTransition(f"{self.state.value} -> {to.value}")
-        self.state = to
+    @property
+    def phase(self) -> Phase:
+        return self._life.phase
+
+    @property
+    def readers(self) -> int:
+        return self._life.readers
 
     def stop(self, error: StreamEnded | UpstreamTimeout) -> bool:
-        """End the generation with `error` unless it has ended already."""
-        if self.state is not State.RUNNING:
+        """End the generation with `error` unless it is ending already."""
+        if not self._life.stop():
             return False
-        self._transition(State.STOPPING)
         self._stop_error = error
-        self._task.cancel()
+        self._poke()
         return True
 
     def cancel(self) -> bool:
@@ -172,60 +154,115 @@ class Generation:
         """Shutdown with a shared store: readers are released to resume on another
         process, so their leaving must not abandon the generation; it runs free
         (no credit) until it ends or the graceful timeout stops it."""
-        self._held = True
-        if self._grace is not None:
-            self._grace.cancel()
-            self._grace = None
-        self._release_credit()
+        self._act(self._life.hold())
 
     async def wait_ended(self) -> None:
         if self._finished:
             return
         if self._ended is None:
-            self._ended = asyncio.get_running_loop().create_future()
+            self._ended = self._loop.create_future()
         await asyncio.shield(self._ended)  # one waiter cancelled must not end it for all
 
-    @property
-    def readers(self) -> int:
-        return self._readers
+    # ---- the driver --------------------------------------------------------
 
-    def _timed_out(self) -> None:
-        if self.stats.first_token is None:
-            error = UpstreamTimeout(f"no first token within {self._timeouts.first_token_s:g} s")
-        else:
-            error = UpstreamTimeout(f"no token for {self._timeouts.idle_s:g} s")
-        self.stop(error)
-
-    # ---- producer --------------------------------------------------------
-
-    async def _produce(self) -> None:
-        terminal: Event
-        try:
-            terminal = await self._pull()
-        except asyncio.CancelledError:
-            if self._stop_error is None:
-                raise  # the loop itself is going away
-            self._task.uncancel()
+    async def _drive(self) -> None:
+        life = self._life
+        loop = self._loop
+        checks: list[asyncio.Task[None]] = []
+        stopped = False
+        self._act(life.start(loop.time()))
+        async with asyncio.TaskGroup() as group:
+            producer = group.create_task(
+                self._produce(), name=f"sluice-producer-{self.meta.stream_id}"
+            )
+            producer.add_done_callback(self._poke)
+            while not producer.done():
+                if life.phase is Phase.STOPPING:
+                    stopped = producer.cancel()
+                    break
+                if self._check_due:
+                    self._check_due = False
+                    checks.append(group.create_task(self._check_elsewhere()))
+                await self._sleep_until(life.next_deadline())
+                self._act(life.tick(loop.time()))
+            for check in checks:  # an answer now has nothing left to decide
+                check.cancel()
+        if stopped:
+            assert self._stop_error is not None
             terminal = self._failure(self._stop_error)
+        else:
+            terminal = producer.result()
+        await self._finish(terminal)
+
+    async def _sleep_until(self, deadline: float) -> None:
+        """Until `deadline` (loop time) or a `_poke`, whichever comes first."""
+        loop = self._loop
+        wake = self._wake = loop.create_future()
+        timer = None if deadline == math.inf else loop.call_at(deadline, _wake, wake)
+        try:
+            await wake
+        finally:
+            self._wake = None
+            if timer is not None:
+                timer.cancel()
+
+    def _poke(self, _: object = None) -> None:
+        """Wake the driver: something it decides on has changed."""
+        if self._wake is not None:
+            _wake(self._wake)
+
+    def _act(self, decision: Decision) -> None:
+        if decision is None:
+            return
+        if isinstance(decision, Resume):
+            if self._credit is not None and not self._credit.done():
+                self._credit.set_result(None)
+        elif isinstance(decision, CheckElsewhere):
+            self._check_due = True
+            self._poke()
+        else:
+            if self._stop_error is None:
+                self._stop_error = self._error_for(decision)
+            self._poke()
+
+    def _error_for(self, stop: Stop) -> SluiceError:
+        if stop.reason is StopReason.FIRST_TOKEN_TIMEOUT:
+            return UpstreamTimeout(f"no first token within {self._timeouts.first_token_s:g} s")
+        if stop.reason is StopReason.IDLE_TIMEOUT:
+            return UpstreamTimeout(f"no token for {self._timeouts.idle_s:g} s")
+        return Abandoned(ABANDONED)
+
+    async def _check_elsewhere(self) -> None:
+        """Readers in other processes count too: while there are any, the
+        lifecycle waits another grace."""
+        assert self._wanted_elsewhere is not None
+        try:
+            wanted = await self._wanted_elsewhere()
+        except Exception:
+            log.exception("stream.presence_check_failed", stream_id=self.meta.stream_id)
+            wanted = False
+        self._act(self._life.elsewhere(wanted, self._loop.time()))
+        self._poke()  # a new grace is a new deadline
+
+    # ---- the producer ------------------------------------------------------
+
+    async def _produce(self) -> Event:
+        """The terminal event (not yet appended); cancelled only by the driver."""
+        try:
+            return await self._pull()
         except SluiceError as exc:
-            terminal = self._failure(exc)
+            return self._failure(exc)
         except Exception:
             log.exception("stream.producer_crashed", stream_id=self.meta.stream_id)
-            terminal = self._failure(UpstreamError("internal error in the gateway"))
-        finally:
-            self._watchdog.disarm()
-            if self._grace is not None:
-                self._grace.cancel()
-        await self._finish(terminal)
+            return self._failure(UpstreamError("internal error in the gateway"))
 
     async def _pull(self) -> Event:
         """Pull chunks into the log; return the terminal event (not yet appended)."""
         log_ = self.log
         stats = self.stats
-        watchdog = self._watchdog
-        idle_s = self._timeouts.idle_s
+        life = self._life
+        clock = self._loop.time
         sink = self._sink
-        watchdog.arm(self._timeouts.first_token_s)
         stats.upstream_opened = time.monotonic()  # a fallback chain re-stamps it per target
         chunks = self._chunks(self.request)
         try:
@@ -240,8 +277,7 @@ class Generation:
                         event = log_.delta(chunk.kind, chunk.text, chunk.call_index, chunk.call)
                     if sink is not None:
                         sink.append(event)
-                    watchdog.arm(idle_s)
-                    if self._readers and log_.last_seq - self._delivered >= CREDIT_WINDOW:
+                    if life.appended(event.seq, clock()):
                         await self._wait_for_credit()
                 if chunk.finish_reason is not None:
                     return self._done(chunk)
@@ -250,17 +286,13 @@ class Generation:
         raise UpstreamError("the upstream ended the stream without a finish reason")
 
     async def _wait_for_credit(self) -> None:
-        self._watchdog.pause()  # a slow reader is not the upstream's fault
-        self._credit = asyncio.get_running_loop().create_future()
+        self._credit = self._loop.create_future()
         try:
             await self._credit
         finally:
             self._credit = None
-        self._watchdog.arm(self._timeouts.idle_s)
-
-    def _release_credit(self) -> None:
-        if self._credit is not None and not self._credit.done():
-            self._credit.set_result(None)
+        self._life.resumed(self._loop.time())
+        self._poke()  # the idle timeout runs again
 
     def _done(self, chunk: Chunk) -> Event:
         assert chunk.finish_reason is not None
@@ -284,7 +316,7 @@ class Generation:
         self.stats.ended = time.monotonic()
         self.stats.outcome = terminal.kind if terminal.failure is None else terminal.failure.type
         self.log.append(terminal)
-        self._transition(State.ENDED)
+        self._life.ended()
         if self._sink is not None:
             self._sink.append(terminal)
             try:
@@ -296,7 +328,7 @@ class Generation:
             self._ended.set_result(None)
         self._on_end(self)
 
-    # ---- readers ---------------------------------------------------------
+    # ---- readers -----------------------------------------------------------
 
     async def tail(self) -> tuple[int, bool]:
         return self.log.last_seq, self.log.ended
@@ -326,64 +358,27 @@ class Generation:
             self._detach()
 
     def _attach(self, after: int) -> None:
-        self._readers += 1
+        self._life.attach(after)
         self.stats.attaches += 1
         metrics.ATTACHED_READERS.inc()
         if self.stats.attaches > 1:
             metrics.RECONNECTIONS.inc()
-        if after > self._delivered:
-            self._delivered = after
-        if self._grace is not None:
-            self._grace.cancel()
-            self._grace = None
 
     def _delivered_up_to(self, seq: int) -> None:
-        if seq > self._delivered:
-            self._delivered = seq
+        life = self._life
+        if seq > life.delivered:
             self.log.delivered(seq)
-            if self.log.last_seq - seq < CREDIT_WINDOW:
-                self._release_credit()
+            self._act(life.delivered_up_to(seq))
 
     def _detach(self) -> None:
-        self._readers -= 1
         metrics.ATTACHED_READERS.dec()
-        if self._readers == 0 and self.state is State.RUNNING:
-            self._start_grace(self._timeouts.detach_grace_s)
+        self._act(self._life.detach(self._loop.time()))
+        self._poke()  # a grace is a new deadline
 
-    def _start_grace(self, seconds: float) -> None:
-        if self._grace is not None:
-            self._grace.cancel()
-        self._grace = None
-        if self._held:
-            self._release_credit()
-        elif seconds <= 0:
-            self._grace_expired()  # the credit stays held: nothing more is pulled
-        else:
-            self._release_credit()  # detached, the producer runs free for the grace
-            self._grace = asyncio.get_running_loop().call_later(seconds, self._grace_expired)
 
-    def _grace_expired(self) -> None:
-        self._grace = None
-        if self._readers == 0 and self.state is State.RUNNING:
-            if self._wanted_elsewhere is None:  # at once: the upstream closes sooner
-                self.stop(Abandoned(ABANDONED))
-                return
-            self._checking = asyncio.get_running_loop().create_task(self._abandon_unless_wanted())
-
-    async def _abandon_unless_wanted(self) -> None:
-        """Readers in other processes count too: while there are any, wait another grace."""
-        assert self._wanted_elsewhere is not None
-        try:
-            wanted = await self._wanted_elsewhere()
-        except Exception:
-            log.exception("stream.presence_check_failed", stream_id=self.meta.stream_id)
-            wanted = False
-        if self._readers or self.state is not State.RUNNING or self._held:
-            return
-        if wanted:
-            self._start_grace(max(self._timeouts.detach_grace_s, 1.0))
-        else:
-            self.stop(Abandoned(ABANDONED))
+def _wake(future: asyncio.Future[None], _: object = None) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _aclose(chunks: AsyncIterator[Chunk]) -> None:

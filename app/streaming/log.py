@@ -25,7 +25,7 @@ own, listed here and resolved by the next append (one wake-up per reader per
 append, no task per token). A reader never awaits a shared future directly:
 cancelling a disconnected reader would cancel that future for everyone. The
 idle timeout of every waiter is checked by one timer handle per log, re-armed
-only when it fires early (as `Watchdog` does), instead of a timer per wait.
+only when it fires early (as a generation's driver does), instead of a timer per wait.
 """
 
 from __future__ import annotations

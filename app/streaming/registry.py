@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from app.core.events import StreamMeta
+from app.core.lifecycle import Timeouts
 from app.core.source import StreamSource
 from app.errors import InvalidRequest, ShuttingDown
 from app.observability import report
@@ -25,7 +26,7 @@ from app.resume.memory import MemoryStore
 from app.security.limits import MemorySlots, StreamSlots
 from app.settings import Settings
 from app.sse import new_stream_id
-from app.streaming.generation import Generation, Stats, Timeouts
+from app.streaming.generation import Generation, Stats
 from app.streaming.responder import Delivery
 
 

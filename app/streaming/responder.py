@@ -100,7 +100,7 @@ async def respond(
     wire: Wire,
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> Delivery:
-    """Send the response `opening` starts (`app.core.source.open_stream`)."""
+    """Send the response `opening` starts (`app.streaming.opening.open_response`)."""
     delivery = Delivery(last_seq=opening.last_seq)
     async with contextlib.aclosing(opening.batches):  # closing it detaches the reader
         headers = sse_headers(scope, stream_id) + list(extra_headers)

@@ -11,9 +11,10 @@ The items, in the order the model produced them:
 - `message`: answer text (`output_text` parts) and refusals (`refusal` parts);
   a change from one to the other starts a new part;
 - `reasoning`: reasoning text as one `summary_text` part; Anthropic's
-  signature of that thinking becomes the item's `encrypted_content`; redacted
-  thinking is an item of its own with no summary and its data as
-  `encrypted_content`;
+  signature of that thinking becomes the item's `encrypted_content` (signed
+  thinking with no text has one empty part); redacted thinking is an item of
+  its own with no summary and its data as `encrypted_content`. A client can
+  therefore tell the two apart when it sends them back;
 - `function_call`: one per tool call, its arguments streamed as fragments.
 
 A message or reasoning item is closed (`*.done` events) when anything else
@@ -234,10 +235,17 @@ class ResponseFold:
 
     def _signature(self, signature: str) -> list[Op]:
         item = self._current("reasoning")
-        if item is None:  # a signature with no thinking before it: an item of its own
+        if item is None:  # a signature of empty thinking: an item of its own
             ops = self._close(self._open)
             item, added = self._new("reasoning")
             ops.append(added)
+            # An empty summary part, not none: an item with no summary is redacted
+            # thinking, and a client sending this one back must get a signature back.
+            item.summary.append("")
+            where = self._summary_where(item)
+            ops.append(
+                ("response.reasoning_summary_part.added", {**where, "part": summary_part("")})
+            )
             item.encrypted.append(signature)
             return ops
         item.encrypted.append(signature)

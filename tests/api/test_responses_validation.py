@@ -8,7 +8,15 @@ import pytest
 from app.api.messages import Limits
 from app.api.responses_validation import parse_responses_create
 from app.errors import InvalidRequest
-from app.providers.base import CalledTool, Message, ResponseFormat, ToolChoice, ToolSpec
+from app.providers.base import (
+    CalledTool,
+    Message,
+    RedactedThinking,
+    ResponseFormat,
+    Thinking,
+    ToolChoice,
+    ToolSpec,
+)
 
 LIMITS = Limits()
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
@@ -57,10 +65,72 @@ def test_items_become_the_chat_turns_they_stand_for() -> None:
             "assistant",
             "Let me look.",
             tool_calls=(CalledTool("c1", "look", "{}"), CalledTool("c2", "zoom", '{"x":1}')),
+            reasoning=(RedactedThinking("x"),),
         ),
         Message("tool", "a cat", tool_call_id="c1"),
         Message("tool", "a big cat", tool_call_id="c2"),
     )
+
+
+def reasoning(text: str | None, encrypted: str | None) -> dict[str, object]:
+    summary = [] if text is None else [{"type": "summary_text", "text": text}]
+    return {"type": "reasoning", "id": "rs", "summary": summary, "encrypted_content": encrypted}
+
+
+def call(call_id: str) -> dict[str, object]:
+    return {"type": "function_call", "call_id": call_id, "name": "f", "arguments": "{}"}
+
+
+def test_reasoning_items_go_first_in_the_assistant_turn_they_precede_in_order() -> None:
+    items = [
+        {"role": "user", "content": "hi"},
+        reasoning("Think.", "sig/+=="),
+        reasoning(None, "opaque=="),
+        call("c1"),
+        {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+        reasoning("Again.", "sig2"),
+        {"role": "assistant", "content": "Done."},
+        reasoning("", "sig3"),  # signed thinking with no text: an empty summary part
+        call("c2"),  # joins the turn of "Done."
+    ]
+    messages = parse_responses_create({"model": "sim/echo", "input": items}, LIMITS)
+    turns = messages.request.messages
+    assert [m.reasoning for m in turns] == [
+        (),
+        (Thinking("Think.", "sig/+=="), RedactedThinking("opaque==")),
+        (),
+        (Thinking("Again.", "sig2"), Thinking("", "sig3")),
+    ]
+    assert turns[3].content == "Done."
+    assert [c.id for c in turns[3].tool_calls] == ["c2"]
+
+
+def test_unsigned_reasoning_and_reasoning_without_an_answer_are_left_out() -> None:
+    items = [
+        reasoning("OpenAI-compatible reasoning has no signature.", None),
+        {"role": "assistant", "content": "One."},
+        reasoning("Nothing of the assistant follows in this turn.", "sig"),
+        {"role": "user", "content": "two"},
+        reasoning("Last.", "sig"),
+    ]
+    turns = parse_responses_create({"model": "sim/echo", "input": items}, LIMITS).request.messages
+    assert turns == (Message("assistant", "One."), Message("user", "two"))
+
+
+@pytest.mark.parametrize(
+    ("item", "param"),
+    [
+        ({"type": "reasoning", "summary": "text"}, "input[0].summary"),
+        ({"type": "reasoning", "summary": [{"type": "summary_text"}]}, "input[0].summary"),
+        (
+            {"type": "reasoning", "summary": [], "encrypted_content": 7},
+            "input[0].encrypted_content",
+        ),
+    ],
+)
+def test_a_malformed_reasoning_item_is_refused_by_name(item: object, param: str) -> None:
+    error = refused(input=[item, {"role": "user", "content": "hi"}])
+    assert error.param == param
 
 
 def test_instructions_and_history_come_before_the_input() -> None:

@@ -112,3 +112,20 @@ def test_runner_smoke_measures_every_system(tmp_path: Path) -> None:
     text = out.read_text()
     assert "passthrough-aiohttp" in text
     assert str(ROOT) not in text  # the report may be committed: no path of this machine
+
+
+def test_cancel_bench_cancels_every_run_and_sees_each_upstream_closed(tmp_path: Path) -> None:
+    out, raw = tmp_path / "RESULTS.md", tmp_path / "cancel.json"
+    out.write_text("# results of bench/run.py\n")
+    command = [sys.executable, "-m", "bench.cancel", "--runs", "2", "--modes", "memory,redis-B"]
+    subprocess.run(
+        [*command, "--out", str(out), "--json", str(raw)], cwd=ROOT, check=True, timeout=170
+    )
+    modes = json.loads(raw.read_text())
+    for mode in ("memory", "redis-B"):
+        assert modes[mode]["statuses"] == {"cancelled": 2}
+        assert modes[mode]["not_closed"] == 0
+        assert isinstance(modes[mode]["closed"]["p99"], float)
+    text = out.read_text()
+    assert text.startswith("# results of bench/run.py\n")  # the rest of the file is kept
+    assert text.count("## 6. Cancel") == 1

@@ -14,10 +14,11 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from app.core.lifecycle import Phase
 from app.providers.simulated import lorem_tokens
 from app.settings import Settings
 from app.sse import PING
-from app.streaming.generation import Generation, State
+from app.streaming.generation import Generation
 from tests.support.client import SSEResponse, read_sse, transcript
 from tests.support.nginx import RENDER, RunningNginx, nginx_binary, render_config, run_nginx
 from tests.support.redis_server import RedisServer
@@ -105,7 +106,7 @@ async def test_first_token_arrives_through_nginx_while_the_generation_still_runs
         parser = await read_until_token(response)
         generation = generation_of(sluices, response.headers["x-stream-id"])
         last_seq, ended = await generation.tail()
-        assert generation.state is State.RUNNING
+        assert generation.phase is Phase.RUNNING
         assert ended is False
         assert last_seq < 20
     assert [e.event for e in parser.events] == ["token"]

@@ -3,6 +3,8 @@ provider receives them; and the 400 for what a provider cannot honour."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from app.errors import InvalidRequest
@@ -11,7 +13,9 @@ from app.providers.base import (
     ChatRequest,
     Message,
     Reasoning,
+    RedactedThinking,
     ResponseFormat,
+    Thinking,
     ToolChoice,
     ToolSpec,
 )
@@ -136,6 +140,40 @@ async def test_anthropic_gets_tool_use_and_tool_result_blocks() -> None:
         "disable_parallel_tool_use": True,
     }
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+
+
+THOUGHTS = (Thinking("Look it up.", "EqQBCgIY/+=="), RedactedThinking("EmwKAhgB=="))
+THOUGHTFUL = (
+    Message("user", "Weather in Paris?"),
+    Message(
+        "assistant",
+        "Checking.",
+        tool_calls=(CalledTool("call_1", "get_weather", '{"city": "Paris"}'),),
+        reasoning=THOUGHTS,
+    ),
+    Message("tool", "18 C, sunny", tool_call_id="call_1"),
+)
+
+
+async def test_earlier_reasoning_goes_back_to_anthropic_first_in_its_turn() -> None:
+    messages = (await sent("anthropic", agent_request(messages=THOUGHTFUL))).json()["messages"]
+    assert isinstance(messages, list)
+    assert messages[1] == {
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "Look it up.", "signature": "EqQBCgIY/+=="},
+            {"type": "redacted_thinking", "data": "EmwKAhgB=="},
+            {"type": "text", "text": "Checking."},
+            {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+        ],
+    }
+
+
+@pytest.mark.parametrize("kind", ["openai", "compat", "ollama"])
+async def test_earlier_reasoning_is_left_out_for_every_other_provider(kind: str) -> None:
+    without = tuple(replace(m, reasoning=()) for m in THOUGHTFUL)
+    with_reasoning = (await sent(kind, agent_request(messages=THOUGHTFUL))).json()
+    assert with_reasoning == (await sent(kind, agent_request(messages=without))).json()
 
 
 async def test_ollama_gets_argument_objects_base64_images_and_think() -> None:

@@ -9,8 +9,8 @@ import time
 
 import httpx
 
+from app.core.lifecycle import CREDIT_WINDOW
 from app.settings import Settings
-from app.streaming.generation import CREDIT_WINDOW
 from tests.support.client import read_sse, transcript
 from tests.support.providers import CountingSim, registry_with
 from tests.support.server import run_sluice

@@ -1,4 +1,4 @@
-"""A finished log as a `StreamSource`, and what `open_stream` and the responder
+"""A finished log as a `StreamSource`, and what `open_response` and the responder
 write from it after a resume point: the real code path, without a server."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import contextlib
 from collections.abc import AsyncGenerator, Sequence
 
 from app.core.events import Event, StreamMeta
-from app.core.source import Encoder, open_stream
+from app.core.source import Encoder
 from app.sse import EventId
+from app.streaming.opening import open_response
 
 
 class ListSource:
@@ -32,7 +33,7 @@ class ListSource:
 
 
 async def _written(source: ListSource, wire: Encoder, start: EventId | None) -> bytes | None:
-    opening = await open_stream(source, wire, start, 1.0)
+    opening = await open_response(source, wire, start, 1.0)
     if opening is None:
         return None  # 204: nothing left
     body = [opening.head]

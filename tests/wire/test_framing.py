@@ -5,7 +5,7 @@ future wires may) is checked with the real ones: in any encoded stream, ids
 are unique, `id:` is the last field of every block, and for the id of every
 block, what the wire sends after it is exactly the rest of the stream. The
 last check runs every wire, Anthropic Messages and OpenAI Responses included,
-through `open_stream` itself, with a new encoder per response.
+through `open_response` itself, with a new encoder per response.
 """
 
 from __future__ import annotations

@@ -212,6 +212,21 @@ def test_redacted_thinking_is_a_reasoning_item_with_its_data() -> None:
     assert output[1]["content"][0]["text"] == "Hi"
 
 
+def test_signed_thinking_without_text_has_one_empty_summary_part_unlike_redacted() -> None:
+    events = [delta(1, "reasoning_signature", "sig=="), token(2, "Hi")]
+    events.append(Event(3, "done", done=Done("stop", Usage(1, 1), None, None)))
+    body = payloads(encode(events))
+    assert body[-1]["response"]["output"][0] == {  # type: ignore[index]
+        "id": f"rs_{SID}_0",
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": ""}],
+        "encrypted_content": "sig==",
+    }
+    kinds = [str(p["type"]) for p in body]
+    assert kinds.count("response.reasoning_summary_part.added") == 1
+    assert kinds.count("response.reasoning_summary_part.done") == 1
+
+
 def test_a_refusal_is_a_refusal_part_of_the_message() -> None:
     events = [delta(1, "refusal", "I can"), delta(2, "refusal", "not.")]
     events.append(Event(3, "done", done=Done("stop", Usage(1, 2), None, None)))

@@ -12,9 +12,9 @@ from collections.abc import AsyncGenerator, Sequence
 import pytest
 
 from app.core.events import Event, Failure, StreamMeta, token
-from app.core.source import open_stream
 from app.errors import LogLost, Unavailable
 from app.sse import EventId, frame
+from app.streaming.opening import open_response
 from app.wire.anthropic_messages import AnthropicWire
 from app.wire.framing import FramedWire
 from app.wire.native import NativeWire
@@ -116,7 +116,7 @@ class FailingSource:
 
 
 async def written(source: FailingSource, wire: FramedWire, start: EventId) -> bytes:
-    opening = await open_stream(source, wire, start, 1.0)
+    opening = await open_response(source, wire, start, 1.0)
     assert opening is not None
     async with contextlib.aclosing(opening.batches) as batches:
         return opening.head + b"".join([wire.encode(batch) async for batch in batches])
