@@ -82,8 +82,20 @@ def log_of_wake(channel: bytes | str) -> str:
 
 
 def cancel_channel(node: str) -> str:
-    """The pub/sub channel on which process `node` hears DELETEs made elsewhere."""
+    """The pub/sub channel on which process `node` hears DELETEs made elsewhere, and
+    (on a cluster) readers elsewhere that start following one of its streams."""
     return f"sluice:cancel:{node}"
+
+
+FOLLOW = "follow:"  # on the owner's channel: a reader elsewhere follows this stream
+
+
+def owner_message(data: bytes | str) -> tuple[str, str]:
+    """A message on an owner's channel → ("cancel" | "follow", stream id)."""
+    text = data.decode() if isinstance(data, bytes) else data
+    if text.startswith(FOLLOW):
+        return "follow", text.removeprefix(FOLLOW)
+    return "cancel", text
 
 
 def entry_id(seq: int) -> str:

@@ -37,7 +37,7 @@ stream's meta, lease and whole log from the generation's in-memory log in
 one MULTI/EXEC (the keys share a slot), so readers elsewhere find it whole
 again. Errors are logged once per outage (`Health`), never per event.
 
-Strategy (Redis lost confirmed entries): a Redis Cluster replicates
+Strategy (Redis lost confirmed entries, on a cluster): a Redis Cluster replicates
 asynchronously, so a replica that takes over from a primary frozen or
 killed just after a write may lack entries the primary confirmed; the next
 XADD lands after the hole as if nothing happened. The sink remembers the
@@ -107,6 +107,7 @@ class RedisSink:
         "acknowledged",
         "broken",
         "closing",
+        "followed",
         "history",
         "keys",
         "lost",
@@ -125,6 +126,7 @@ class RedisSink:
         self._unconfirmed: list[Entry] = []  # sent, not yet answered: sent again as they are
         self.acknowledged: str | None = None  # the id of the last entry Redis confirmed
         self.rewrites = 0  # each rewrite batches the log anew: other entry ids
+        self.followed = False  # cluster: a reader elsewhere waits for this stream's wakes
         self._closed: asyncio.Future[None] | None = None
         self.broken = False
         self.closing = False
@@ -264,8 +266,8 @@ class Flusher:
 
     async def _write(self, sinks: list[RedisSink]) -> None:
         doubtful = [s for s in self._suspects if not s.broken]
-        # and before a stream's end: the log it leaves for later readers is whole
-        doubtful += [s for s in sinks if s.closing and s not in self._suspects]
+        if self._cluster:  # and before a stream's end: the log it leaves must be whole
+            doubtful += [s for s in sinks if s.closing and s not in self._suspects]
         if not await self._check_acknowledged(doubtful):
             for sink in sinks:
                 self.mark(sink, urgent=sink.closing)
@@ -283,9 +285,10 @@ class Flusher:
                 commands.xadd(sink.keys.log, entry, fields)
             if sink.closing and not sink._pending:
                 self._finalise(commands, sink)
-            if self._cluster and (entries or rewritten):
+            if self._cluster and sink.followed and (entries or rewritten):
                 # followers elsewhere sleep until told (redis_wakes.py): one message
-                # per stream per flush, on the stream's shard, after its entries
+                # per followed stream per flush, on the stream's shard, after its
+                # entries; a stream nobody follows elsewhere costs no message
                 commands.add("SPUBLISH", sink.keys.wake, b"")
             plans.append((sink, entries, first_xadd - before, commands.count - before))
         loop = asyncio.get_running_loop()
@@ -314,7 +317,8 @@ class Flusher:
         had confirmed (a failover to a replica they had not reached yet: replication
         is asynchronous). Each stream's last confirmed entry is checked before its
         next write."""
-        self._suspects |= {s for s in self.live.values() if s.acknowledged is not None}
+        if self._cluster:  # a single Redis loses entries only with the whole stream
+            self._suspects |= {s for s in self.live.values() if s.acknowledged is not None}
 
     async def _check_acknowledged(self, sinks: list[RedisSink]) -> bool:
         """Whether Redis answered. A stream whose last confirmed entry is gone is

@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -117,8 +117,10 @@ class RemoteSource:
         node: str,
         timing: Timing,
         health: Health,
+        announce: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._redis = redis
+        self._announce = announce  # cluster: tells the owner to publish wakes for us
         self._follower = follower
         self._meta = meta
         self._keys = StreamKeys.of(meta.stream_id)
@@ -192,6 +194,8 @@ class RemoteSource:
     async def _round(self, after: int, idle_s: float) -> AsyncGenerator[Sequence[Event], None]:
         loop = asyncio.get_running_loop()
         await self._present()
+        if self._announce is not None:  # after the presence entry the owner also counts
+            await self._announce()
         refreshed = idle_since = loop.time()
         lost_since: float | None = None
         cursor = after
@@ -296,7 +300,7 @@ class RemoteSource:
     async def _present(self) -> None:
         presence_ms = int(self._timing.presence_s * 1000)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.zadd(self._keys.readers, {self._reader: _now_ms() + presence_ms})
+        pipe.zadd(self._keys.readers, {self._reader: now_ms() + presence_ms})
         pipe.pexpire(self._keys.readers, presence_ms + self._timing.ttl_ms)
         await pipe.execute()
 
@@ -323,11 +327,11 @@ async def settle_detaches(timeout_s: float) -> None:
 async def readers_in(redis: Redis, stream_id: str) -> int:
     """Readers whose presence has not expired, over every process but the owner."""
     key = StreamKeys.of(stream_id).readers
-    count: int = await redis.zcount(key, _now_ms(), "+inf")
+    count: int = await redis.zcount(key, now_ms(), "+inf")
     return count
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 

@@ -50,6 +50,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import cast
 
 import structlog
@@ -62,16 +63,25 @@ from app.errors import Unavailable
 from app.redis_client import client_for, is_cluster, where
 from app.resume.base import LogSink
 from app.resume.redis_codec import (
+    FOLLOW,
     StreamKeys,
     cancel_channel,
     decode_meta,
     encode_meta,
     entry_id,
     last_of,
+    owner_message,
 )
 from app.resume.redis_follow import Follower
 from app.resume.redis_sink import Flusher, Health, RedisSink
-from app.resume.redis_source import Entries, RemoteSource, Timing, readers_in, settle_detaches
+from app.resume.redis_source import (
+    Entries,
+    RemoteSource,
+    Timing,
+    now_ms,
+    readers_in,
+    settle_detaches,
+)
 from app.settings import Settings
 
 COMMAND_CONNECTIONS = 64  # short commands: a burst queues for a few ms, it opens no sockets
@@ -215,29 +225,39 @@ class RedisStore:
     async def _refresh(self, live: list[RedisSink]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         running_ms = self._ttl_ms + self._lease_ms  # if this process dies, keys expire anyway
+        # A cluster also checks, per stream, that the last entry Redis confirmed is still
+        # there (a failover to a replica the entry had not reached yet loses it silently:
+        # replication is asynchronous), and whether a reader elsewhere follows it (its
+        # flushes then publish wakes). A single Redis loses entries only with the whole
+        # stream, which the meta's PEXPIRE tells.
+        per_sink = 5 if self._cluster else 3
         checked: list[tuple[str | None, int]] = []
         for sink in live:
             pipe.set(sink.keys.lease, self.node, px=self._lease_ms)
             pipe.pexpire(sink.keys.meta, running_ms)
             pipe.pexpire(sink.keys.log, running_ms)
-            # the last entry Redis confirmed, still there? (a failover to a replica the
-            # entry had not reached yet loses it silently: replication is asynchronous)
-            checked.append((sink.acknowledged, sink.rewrites))
-            pipe.xrange(sink.keys.log, min=sink.acknowledged or "-", count=1)
+            if self._cluster:
+                checked.append((sink.acknowledged, sink.rewrites))
+                pipe.xrange(sink.keys.log, min=sink.acknowledged or "-", count=1)
+                pipe.zcount(sink.keys.readers, now_ms(), "+inf")
         try:
             kept = await pipe.execute()
         except (RedisError, OSError) as exc:
             self._health.failed("refreshing leases", exc)
             return
         self._health.ok()
-        for sink, (acknowledged, rewrites), meta_kept, found in zip(
-            live, checked, kept[1::4], kept[3::4], strict=True
-        ):
-            lost_entries = (
-                acknowledged is not None
-                and rewrites == sink.rewrites  # a rewrite meanwhile: other entry ids
-                and not (found and found[0][0].decode() == acknowledged)
-            )
+        for i, sink in enumerate(live):
+            replies = kept[i * per_sink : (i + 1) * per_sink]
+            lost_entries = False
+            if self._cluster:
+                (acknowledged, rewrites), found, readers = checked[i], replies[3], replies[4]
+                sink.followed = bool(readers)
+                lost_entries = (
+                    acknowledged is not None
+                    and rewrites == sink.rewrites  # a rewrite meanwhile: other entry ids
+                    and not (found and found[0][0].decode() == acknowledged)
+                )
+            meta_kept = replies[1]
             if (not meta_kept or lost_entries) and sink.history is not None and not sink.lost:
                 # Redis lost the stream (restarted empty, or evicted it), or entries
                 # it had confirmed: the next flush writes meta, lease and the whole
@@ -269,10 +289,17 @@ class RedisStore:
                     ignore_subscribe_messages=True, timeout=self._timing.check_s
                 )
                 if message is not None and message["type"] in ("message", "smessage"):
-                    self.on_cancel(bytes(message["data"]).decode())
+                    self._heard(bytes(message["data"]))
         finally:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()
+
+    def _heard(self, data: bytes) -> None:
+        kind, stream_id = owner_message(data)
+        if kind == "cancel":
+            self.on_cancel(stream_id)
+        elif (sink := self._flusher.live.get(stream_id)) is not None:
+            sink.followed = True  # its flushes wake the reader's follower from now on
 
     # ---- other processes' side -------------------------------------------
 
@@ -287,10 +314,18 @@ class RedisStore:
         if found is None:
             await self._not_lost_lately(StreamKeys.of(stream_id).meta)
             return None
-        meta, _node = found
+        meta, owner = found
+        announce = partial(self._announce, stream_id, owner) if self._cluster else None
         return RemoteSource(
-            self._redis, self._follower, meta, self.node, self._timing, self._health
+            self._redis, self._follower, meta, self.node, self._timing, self._health, announce
         )
+
+    async def _announce(self, stream_id: str, owner: str) -> None:
+        """Cluster: tell the owner a reader here follows `stream_id`, so that its
+        flushes publish wakes for it. Best effort: the owner also counts the readers
+        set at each lease renewal, and the follower re-reads every log once a second."""
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.spublish(cancel_channel(owner), FOLLOW + stream_id)
 
     async def _not_lost_lately(self, key: str) -> None:
         """Before a 404: raise a retryable 503 if the Redis node that would hold `key`

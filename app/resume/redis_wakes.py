@@ -5,7 +5,10 @@ On a cluster the follower cannot block on one XREAD over every followed log
 (each log has a slot of its own), so it sleeps instead, and the writer of a
 log says when to look: after each flush that wrote entries for a stream,
 the owner adds `SPUBLISH <log>:wake` to that flush, on the stream's shard
-(one message per stream per flush, never per token). `Wakes` holds one
+(one message per stream per flush, never per token), for the streams a
+reader elsewhere follows: the reader's process says so on the owner's
+channel when it starts (`follow:<sid>`, redis_streams.py), and the owner
+counts each stream's readers set at every lease renewal besides. `Wakes` holds one
 sharded subscription per followed log, through redis-py's `ClusterPubSub`:
 it keeps one connection per node that holds a subscribed channel, routes
 each channel to the shard of its slot, and moves the subscriptions after a

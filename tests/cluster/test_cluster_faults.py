@@ -8,12 +8,18 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from typing import cast
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
-from app.resume.redis_codec import StreamKeys
+from app.core.events import Done, Event, Usage
+from app.redis_client import cluster_client
+from app.resume.redis_codec import StreamKeys, decode_entry
+from app.resume.redis_sink import Flusher, Health, RedisSink
+from app.resume.redis_source import Entries
+from app.sse import new_stream_id
 from tests.support.client import create_lorem_stream, read_sse, transcript
 from tests.support.redis_cluster import RedisClusterServers
 from tests.support.redis_faults import env_for, follow_through, two_processes
@@ -104,3 +110,42 @@ async def test_a_primary_restarted_empty_gives_the_owners_rewrite_never_a_partia
         assert [e.id for e in got] == [f"{sid}:{i}" for i in range(1, 122)]
         assert got[-1].event == "done"
         assert transcript(got) == transcript(reference.events)
+
+
+async def test_an_end_finds_confirmed_entries_the_cluster_lost_and_writes_the_whole_log(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    """As after a failover to a replica the last entries had not reached."""
+    sid = new_stream_id()
+    log = StreamKeys.of(sid).log
+    events = [
+        *[Event(seq, "token", text=f"t{seq} ") for seq in range(1, 5)],
+        Event(5, "done", done=Done("stop", Usage(1, 4), None, None)),
+    ]
+    client = cluster_client(redis_cluster.url, size=4, socket_timeout_s=3.0)
+    flusher = Flusher(client, Health("test"), maxlen=1024, ttl_s=60, cluster=True)
+    sink = RedisSink(sid, flusher)
+    sink.bind(lambda after: events[after:])
+    flusher.add(sink)
+    try:
+        for batch in (events[:2], events[2:4]):
+            for event in batch:
+                sink.append(event)
+            await flusher.flush()
+        await client.xdel(log, "0-3")  # confirmed, then lost
+        sink.append(events[4])
+        closing = asyncio.create_task(sink.close())
+        await asyncio.sleep(0)
+        await flusher.flush()  # checks the last confirmed entry first: gone
+        await closing
+        entries = cast(Entries, await client.xrange(log))
+    finally:
+        await flusher.aclose()
+        await client.aclose()
+    assert [e.seq for entry, fields in entries for e in decode_entry(entry, fields)] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]

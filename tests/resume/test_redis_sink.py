@@ -151,35 +151,6 @@ async def test_a_flush_cancelled_anywhere_leaves_the_connection_fit_for_the_next
     assert await logged(redis, B) == [(1, "token"), (2, "token")]
 
 
-async def test_an_end_finds_confirmed_entries_redis_lost_and_writes_the_whole_log_again(
-    redis: Redis, flusher: Flusher
-) -> None:
-    """As after a failover to a replica the last entries had not reached."""
-    events = [*tokens(1, 4), done(5)]
-    sink = RedisSink(A, flusher)
-    sink.bind(lambda after: events[after:])
-    flusher.add(sink)
-    for event in events[:2]:
-        sink.append(event)
-    await flusher.flush()
-    for event in events[2:4]:
-        sink.append(event)
-    await flusher.flush()
-    await redis.xdel(StreamKeys.of(A).log, "0-3")  # confirmed, then lost
-    sink.append(events[4])
-    closing = asyncio.create_task(sink.close())
-    await asyncio.sleep(0)
-    await flusher.flush()  # checks the last confirmed entry first: gone
-    await closing
-    assert await logged(redis, A) == [
-        (1, "token"),
-        (2, "token"),
-        (3, "token"),
-        (4, "token"),
-        (5, "done"),
-    ]
-
-
 async def test_a_write_refused_for_another_reason_than_its_id_is_sent_again(
     redis: Redis, flusher: Flusher
 ) -> None:
