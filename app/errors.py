@@ -108,6 +108,10 @@ class Unavailable(SluiceError):
     status = 503
     default_retryable = True
 
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
 
 class LogLost(SluiceError):
     """The resume store no longer has events a reader needs (evicted, trimmed, or

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.types import Scope, Send
 
-from app.errors import RateLimited, SluiceError, Unauthorized, UpstreamRateLimited
+from app.errors import RateLimited, SluiceError, Unauthorized, Unavailable, UpstreamRateLimited
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -56,7 +56,7 @@ def error_headers(error: SluiceError) -> list[tuple[bytes, bytes]]:
     if isinstance(error, Unauthorized):
         return [(b"www-authenticate", b"Bearer")]
     retry_after: float | None = None
-    if isinstance(error, RateLimited | UpstreamRateLimited):
+    if isinstance(error, RateLimited | UpstreamRateLimited | Unavailable):
         retry_after = error.retry_after
     if retry_after is None:
         return []

@@ -28,15 +28,20 @@ on the spot.
 
 from __future__ import annotations
 
-from typing import cast
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 
 CONNECT_TIMEOUT_S = 1.0
 CLOSED = "the Redis client is closed"
@@ -105,15 +110,80 @@ def where(url: str) -> str:
     return f"{host or 'localhost'}:{port}"
 
 
-def cluster_client(url: str, *, size: int, socket_timeout_s: float) -> Redis:
+# The task holds a turn of a GatedCluster: what it runs inside (a pipeline's retries,
+# the tasks redis-py starts per node) takes none of its own, so it never waits for itself.
+_holding: ContextVar[bool] = ContextVar("sluice_cluster_turn", default=False)
+
+
+class GatedCluster(RedisCluster):
+    """A RedisCluster whose commands and pipelines queue for one of `turns` turns.
+
+    Strategy: redis-py's cluster client refuses a command at once
+    (`MaxConnectionsError`) when the node's pool has `max_connections` in use:
+    200 readers arriving together on one process got 503s that way. A turn is
+    taken before each command or pipeline, and a pipeline uses at most one
+    connection per node, so `turns` below the per-node cap means no pool is ever
+    full: a burst waits, as with a single Redis's BlockingConnectionPool, for at
+    most `wait_s`, then fails as an outage would (a `ConnectionError`). Pub/sub
+    takes no turn: it holds connections of its own, within the cap's margin."""
+
+    def __init__(self, *, turns: int, wait_s: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._turns = asyncio.Semaphore(turns)
+        self._wait_s = wait_s
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        if _holding.get():
+            yield
+            return
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await self._turns.acquire()
+        except TimeoutError:
+            raise RedisConnectionError("No connection available.") from None
+        token = _holding.set(True)
+        try:
+            yield
+        finally:
+            _holding.reset(token)
+            self._turns.release()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.turn():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        return _GatedPipeline(self, transaction, shard_hint)  # type: ignore[abstract]
+
+
+class _GatedPipeline(ClusterPipeline):
+    def __init__(self, client: GatedCluster, transaction: Any, shard_hint: Any) -> None:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is deprecated in cluster mode")
+        super().__init__(client, transaction)
+        self._gated = client
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        async with self._gated.turn():
+            return await super().execute(raise_on_error, allow_redirections)
+
+
+PUBSUB_MARGIN = 2  # per node: the follower's wake subscription and the cancel listener
+
+
+def cluster_client(url: str, *, size: int, socket_timeout_s: float, wait_s: float = 2.0) -> Redis:
     """A RedisCluster client: discovery from the seeds, MOVED/ASK redirects and a new
-    slot map after a failover are redis-py's. At most `size` connections per node.
+    slot map after a failover are redis-py's. At most `size` connections per node;
+    commands beyond the turns left after pub/sub's margin wait (`GatedCluster`).
 
     Typed as `Redis`: it answers every command the store sends the same way (each
     of them names keys of one slot); where it differs (flush, pub/sub) the
     callers ask `is_cluster`."""
     parts = urlsplit(url)
-    client = RedisCluster(
+    client = GatedCluster(
+        turns=max(1, size - PUBSUB_MARGIN),
+        wait_s=wait_s,
         startup_nodes=[ClusterNode(host, port) for host, port in seed_nodes(url)],
         username=parts.username,
         password=parts.password,
@@ -128,5 +198,5 @@ def cluster_client(url: str, *, size: int, socket_timeout_s: float) -> Redis:
 def client_for(url: str, *, size: int, wait_s: float, socket_timeout_s: float) -> Redis:
     """A cluster client for a cluster URL, else a bounded single-Redis client."""
     if is_cluster(url):
-        return cluster_client(url, size=size, socket_timeout_s=socket_timeout_s)
+        return cluster_client(url, size=size, socket_timeout_s=socket_timeout_s, wait_s=wait_s)
     return bounded_client(url, size=size, wait_s=wait_s, socket_timeout_s=socket_timeout_s)

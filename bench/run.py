@@ -16,6 +16,8 @@ Scenarios (sizes per mode in SIZES):
   3. many paced streams: CPU per token, p99 inter-token gap added, RSS per stream;
   4. slow readers (1 KB/s) on long unpaced streams: RSS growth;
   5. clients leaving after 5 tokens (grace 0): client gone → upstream connection closed.
+After the rounds, when Redis systems ran: Redis memory per finished stream and
+connections per process (bench/redis_footprint.py).
 
 Sluice systems are skipped, with the reason in the report, while `asgi:app` cannot be
 imported. Usage: `python -m bench.run [--quick | --smoke] [--out PATH] [--json PATH]`.
@@ -46,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from bench import redis_footprint
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -601,6 +605,7 @@ async def run_all(
         systems = [s for s in systems if not s.cluster]
 
     rounds: list[dict[str, dict[str, Any]]] = []
+    footprint: dict[str, Any] = {}  # bench/redis_footprint.py, after the rounds
 
     revision = git_revision()
 
@@ -614,6 +619,7 @@ async def run_all(
             "cores": {"gateway": sorted(cores.gateway), "load": sorted(cores.load)},
             "logdir": str(logdir),
             "revision": revision,
+            "footprint": footprint,
         }
 
     env = dict(os.environ)
@@ -680,6 +686,7 @@ async def run_all(
             rounds.append(results)
             if on_round is not None:  # a report after every round: a long run can be cut short
                 on_round(snapshot())
+        footprint.update(await redis_footprint.after_rounds(ctx.redis_port, ctx.cluster_ports))
     finally:
         upstream.stop()
         if redis is not None:
@@ -1022,6 +1029,7 @@ def report(data: dict[str, Any], command: str, started: str, elapsed_s: float) -
             fmt(median_of(rounds, name, "leave", "close_max_ms"), 2), delta(p99, ref_close),
             fmt(median_of(rounds, name, "leave", "not_closed_3s"), 0),
         ]))  # fmt: skip
+    lines += redis_footprint.report(data.get("footprint"))
     lines += ["", "## Targets", ""]
     lines += targets(rounds, names, ref)
     notes = [(name, problems(rounds, name)) for name in names]

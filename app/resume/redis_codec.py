@@ -7,6 +7,7 @@ Redis Cluster they all live in one slot:
     sluice:{<sid>}:meta     hash: model, created, owner, node (the owning process)
     sluice:{<sid>}:lease    string: the owning node, with a short TTL the owner refreshes
     sluice:{<sid>}:readers  sorted set: readers in other processes, scored by expiry (ms)
+    sluice:{<sid>}:log:wake sharded pub/sub channel (a Cluster only): "the log grew"
 
 One entry holds the events of one flush, consecutive seqs from the one in
 its id: `v` is a JSON array with an item per event. A token is its text, a
@@ -71,10 +72,39 @@ class StreamKeys:
     def all(self) -> tuple[str, str, str, str]:
         return (self.log, self.meta, self.lease, self.readers)
 
+    @property
+    def wake(self) -> str:
+        return wake_channel(self.log)
+
+
+def wake_channel(log_key: str) -> str:
+    """The sharded channel on which a log's writer says "new entries" (on a Redis
+    Cluster): named after the log key, so its hash tag puts it in the log's slot,
+    on the shard that holds the log."""
+    return f"{log_key}:wake"
+
+
+def log_of_wake(channel: bytes | str) -> str:
+    """The log key a wake channel is named after."""
+    text = channel.decode() if isinstance(channel, bytes) else channel
+    return text.removesuffix(":wake")
+
 
 def cancel_channel(node: str) -> str:
-    """The pub/sub channel on which process `node` hears DELETEs made elsewhere."""
+    """The pub/sub channel on which process `node` hears DELETEs made elsewhere, and
+    (on a cluster) readers elsewhere that start following one of its streams."""
     return f"sluice:cancel:{node}"
+
+
+FOLLOW = "follow:"  # on the owner's channel: a reader elsewhere follows this stream
+
+
+def owner_message(data: bytes | str) -> tuple[str, str]:
+    """A message on an owner's channel → ("cancel" | "follow", stream id)."""
+    text = data.decode() if isinstance(data, bytes) else data
+    if text.startswith(FOLLOW):
+        return "follow", text.removeprefix(FOLLOW)
+    return "cancel", text
 
 
 def entry_id(seq: int) -> str:

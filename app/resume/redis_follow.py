@@ -15,11 +15,20 @@ and the entries written meanwhile come then (its cursor still holds them),
 so joining costs at most one block of latency and no connection.
 
 Strategy (Redis Cluster): a multi-key command must name keys of one slot,
-and each stream has a slot of its own, so one XREAD cannot cover a shard.
-The round is one cluster pipeline of non-blocking XREADs, one per stream
-(redis-py sends each node its share on one connection, at once, and follows
-MOVED/ASK after a failover or a migration); a round that finds nothing waits
-`POLL_S` before the next. Connections: one per node.
+and each stream has a slot of its own, so one XREAD cannot cover a shard,
+and nothing blocks. The follower sleeps instead, and is woken over sharded
+pub/sub (redis_wakes.py): the owner publishes on the log's wake channel
+after each flush that wrote to it, and the follower, subscribed to the wake
+channel of every log it follows (one connection per shard), reads the woken
+logs in one cluster pipeline of non-blocking XREADs (redis-py sends each
+node its share at once, and follows MOVED/ASK after a failover or a
+migration). It subscribes before it reads, so an entry written after a read
+wakes it. It remembers, per log, the last entry it has seen (`known`): a
+reader that comes back with that cursor waits for a wake without a read,
+and a reader that is behind it, or new, is read for at once. Every
+`RECHECK_S` it reads every followed log whatever it heard, so a lost
+message delays a reader by at most that: that is the only polling, one
+XREAD per followed log per `RECHECK_S`.
 
 Bounded: a waiter gets at most `BATCH` entries per round (a reader that is
 far behind reads the rest with XRANGE itself, as its catch-up does); there
@@ -40,11 +49,12 @@ from redis.exceptions import RedisError
 from redis.typing import KeyT, StreamIdT
 
 from app.resume.redis_codec import entry_id, seq_of
+from app.resume.redis_wakes import Wakes
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 BATCH = 512  # entries per key per round; the same as a reader's XRANGE page
 BLOCK_S = 0.05  # single Redis: a joining reader waits at most this to be included
-POLL_S = 0.02  # cluster: the pause after a round that found nothing
+RECHECK_S = 1.0  # cluster: every followed log is read this often, woken or not
 RETRY_S = 0.1  # after a failed round, before the next (waiters retry themselves too)
 
 
@@ -59,14 +69,20 @@ class Follower:
 
     def __init__(self, redis: Redis, *, cluster: bool) -> None:
         self._redis = redis
-        self._cluster = cluster
         self._waiting: dict[str, list[_Waiter]] = {}
-        self._joined = asyncio.Event()
+        self._joined = asyncio.Event()  # a reader joined (or, on a cluster, a log was woken)
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        # cluster only: the wake subscriptions, and per log the seq of the last entry
+        # seen since the subscription (entries after it will wake the follower)
+        self._wakes = Wakes(redis, self._joined) if cluster else None
+        self._known: dict[str, int] = {}
+        self._recheck_at = 0.0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sluice-follower")
+        if self._wakes is not None:
+            self._wakes.start()
 
     async def aclose(self) -> None:
         # Strategy: a flag as well as the cancel. A cancel that lands as a read's own
@@ -78,6 +94,8 @@ class Follower:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._wakes is not None:
+            await self._wakes.aclose()
 
     async def read(self, key: str, cursor: bytes | str, wait_s: float) -> Entries:
         """The entries of `key` after `cursor` (at most BATCH), or [] after `wait_s`."""
@@ -106,16 +124,47 @@ class Follower:
                 self._joined.clear()
                 await self._joined.wait()
                 continue
+            if self._wakes is not None:
+                await self._woken_round(self._wakes)
+                continue
             cursors = lowest_cursors(self._waiting)
             try:
-                found = await (self._polled(cursors) if self._cluster else self._blocked(cursors))
+                found = await self._blocked(cursors)
             except (RedisError, OSError) as exc:
                 self._fail(exc)
                 await asyncio.sleep(RETRY_S)
                 continue
             self._deliver(cursors, found)
-            if self._cluster and not found:
-                await asyncio.sleep(POLL_S)
+
+    async def _woken_round(self, wakes: Wakes) -> None:
+        """Cluster: read the logs that need it, then sleep until a reader joins, a
+        log is woken, or the re-check is due."""
+        loop = asyncio.get_running_loop()
+        self._joined.clear()
+        now = loop.time()
+        for key in wakes.take():
+            self._known.pop(key, None)
+        if now >= self._recheck_at:
+            self._known.clear()
+            self._recheck_at = now + RECHECK_S
+        cursors = lowest_cursors(self._waiting)
+        try:
+            await wakes.track(cursors, now)  # subscribed first: a later entry wakes us
+            self._known = {k: v for k, v in self._known.items() if k in wakes.subscribed}
+            due = due_cursors(cursors, self._known)
+            found = await self._polled(due) if due else {}
+        except (RedisError, OSError) as exc:
+            self._fail(exc)
+            self._known.clear()
+            await asyncio.sleep(RETRY_S)
+            return
+        self._known |= learned(due, found, wakes.woken)
+        self._deliver(due, found)
+        if due_cursors(lowest_cursors(self._waiting), self._known):
+            return  # a reader behind what was read (it joined meanwhile): again at once
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, self._recheck_at - loop.time())):
+                await self._joined.wait()
 
     async def _blocked(self, cursors: Mapping[str, int]) -> dict[str, Entries]:
         streams: dict[KeyT, StreamIdT] = {k: entry_id(a) for k, a in cursors.items()}
@@ -152,6 +201,27 @@ class Follower:
 def lowest_cursors(waiting: Mapping[str, list[_Waiter]]) -> dict[str, int]:
     """Per key, the lowest cursor of its waiters: one read answers all of them."""
     return {key: min(w.after for w in waiters) for key, waiters in waiting.items() if waiters}
+
+
+def due_cursors(cursors: Mapping[str, int], known: Mapping[str, int]) -> dict[str, int]:
+    """The logs to read now: those with no entry seen since their subscription, and
+    those with a reader behind the last entry seen (new entries after it wake us)."""
+    return {key: after for key, after in cursors.items() if after < known.get(key, after + 1)}
+
+
+def learned(
+    read: Mapping[str, int], found: Mapping[str, Entries], woken: set[str]
+) -> dict[str, int]:
+    """Per log read, the last entry now seen: the last one found, or the cursor read
+    after when nothing came. Not for a log woken during the read (what woke it may
+    not be in the answer), nor after a full batch (more may be there already)."""
+    known: dict[str, int] = {}
+    for key, after in read.items():
+        entries = found.get(key, [])
+        if key in woken or len(entries) >= BATCH:
+            continue
+        known[key] = seq_of(entries[-1][0]) if entries else after
+    return known
 
 
 def entries_for(after: int, read_after: int | None, entries: Entries) -> Entries:

@@ -36,6 +36,18 @@ hash is gone) and marks the sink `lost`; the next flush rewrites the
 stream's meta, lease and whole log from the generation's in-memory log in
 one MULTI/EXEC (the keys share a slot), so readers elsewhere find it whole
 again. Errors are logged once per outage (`Health`), never per event.
+
+Strategy (Redis lost confirmed entries, on a cluster): a Redis Cluster replicates
+asynchronously, so a replica that takes over from a primary frozen or
+killed just after a write may lack entries the primary confirmed; the next
+XADD lands after the hole as if nothing happened. The sink remembers the
+id of its last confirmed entry (`acknowledged`). After a write that failed
+or took `SLOW_S` or more (redis-py's cluster client follows a failover by
+itself, so a stall is often all the flusher sees), before a stream's end,
+and at each lease renewal (redis_streams.py), that entry is looked up; if
+it is gone the sink is `lost` and its whole log is written again, as above.
+An error reply that is not XADD's id refusal (CLUSTERDOWN from a node still
+joining, LOADING, ...) settles nothing: the write is sent again.
 """
 
 from __future__ import annotations
@@ -54,6 +66,7 @@ from app.resume.redis_codec import Fields, StreamKeys, encode_batch
 from app.resume.redis_packed import execute, execute_grouped
 from app.resume.resp import Commands
 
+SLOW_S = 1.0  # a write this slow went through a stall or a failover: check what it confirmed
 FLUSH_S = 0.002  # what a token waits at most before it is written: one round-trip per batch
 CLOSE_TIMEOUT_S = 5.0  # bound on `close()` beyond the client's own socket timeouts
 RETRY_S = 0.2  # pause after a failed write before its entries are sent again
@@ -91,12 +104,15 @@ class RedisSink:
         "_flusher",
         "_pending",
         "_unconfirmed",
+        "acknowledged",
         "broken",
         "closing",
+        "followed",
         "history",
         "keys",
         "lost",
         "meta_fields",
+        "rewrites",
         "stream_id",
     )
 
@@ -108,6 +124,9 @@ class RedisSink:
         self._flusher = flusher
         self._pending: list[Event] = []
         self._unconfirmed: list[Entry] = []  # sent, not yet answered: sent again as they are
+        self.acknowledged: str | None = None  # the id of the last entry Redis confirmed
+        self.rewrites = 0  # each rewrite batches the log anew: other entry ids
+        self.followed = False  # cluster: a reader elsewhere waits for this stream's wakes
         self._closed: asyncio.Future[None] | None = None
         self.broken = False
         self.closing = False
@@ -160,9 +179,13 @@ class RedisSink:
         self._pending = []
         self._unconfirmed = []
         self.lost = False
+        self.acknowledged = None
+        self.rewrites += 1
         return self.history(0)
 
     def confirmed(self) -> None:
+        if self._unconfirmed:
+            self.acknowledged = self._unconfirmed[-1][0]
         self._unconfirmed = []
 
     @property
@@ -206,6 +229,7 @@ class Flusher:
         self._urgent = False
         self._failing = False
         self.live: dict[str, RedisSink] = {}  # what the lease task keeps alive
+        self._suspects: set[RedisSink] = set()  # Redis may have lost their `acknowledged`
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -216,6 +240,7 @@ class Flusher:
 
     def forget(self, sink: RedisSink) -> None:
         self.live.pop(sink.stream_id, None)
+        self._suspects.discard(sink)
 
     def mark(self, sink: RedisSink, *, urgent: bool = False) -> None:
         self._dirty[sink] = None
@@ -240,11 +265,19 @@ class Flusher:
             await self._write(sinks)
 
     async def _write(self, sinks: list[RedisSink]) -> None:
+        doubtful = [s for s in self._suspects if not s.broken]
+        if self._cluster:  # and before a stream's end: the log it leaves must be whole
+            doubtful += [s for s in sinks if s.closing and s not in self._suspects]
+        if not await self._check_acknowledged(doubtful):
+            for sink in sinks:
+                self.mark(sink, urgent=sink.closing)
+            return
         commands = Commands(self._maxlen, keep_args=self._cluster)
         plans: list[tuple[RedisSink, list[Entry], int, int]] = []
         for sink in sinks:
             before = commands.count
-            if sink.lost and sink.history is not None:
+            rewritten = sink.lost and sink.history is not None
+            if rewritten:
                 self._rewrite(commands, sink)
             entries = sink.entries()
             first_xadd = commands.count
@@ -252,21 +285,65 @@ class Flusher:
                 commands.xadd(sink.keys.log, entry, fields)
             if sink.closing and not sink._pending:
                 self._finalise(commands, sink)
+            if self._cluster and sink.followed and (entries or rewritten):
+                # followers elsewhere sleep until told (redis_wakes.py): one message
+                # per followed stream per flush, on the stream's shard, after its
+                # entries; a stream nobody follows elsewhere costs no message
+                commands.add("SPUBLISH", sink.keys.wake, b"")
             plans.append((sink, entries, first_xadd - before, commands.count - before))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             write = execute_grouped if self._cluster else execute
             results = await write(self._redis, commands)
         except (RedisError, OSError) as exc:
             self._health.failed("writing stream logs", exc)
             self._failing = True
+            self._suspect_all()
             for sink in sinks:  # their entries stay unconfirmed: sent again, unchanged
                 self.mark(sink, urgent=sink.closing)
             return
         self._failing = False
-        self._health.ok()
+        if loop.time() - started >= SLOW_S:  # a cluster client retries a failover silently
+            self._suspect_all()
         refused = self._settle(plans, results)
+        if not self._failing:
+            self._health.ok()
         if refused:
             await self._verify(refused)
+
+    def _suspect_all(self) -> None:
+        """After a failed or stalled write: Redis may answer again without entries it
+        had confirmed (a failover to a replica they had not reached yet: replication
+        is asynchronous). Each stream's last confirmed entry is checked before its
+        next write."""
+        if self._cluster:  # a single Redis loses entries only with the whole stream
+            self._suspects |= {s for s in self.live.values() if s.acknowledged is not None}
+
+    async def _check_acknowledged(self, sinks: list[RedisSink]) -> bool:
+        """Whether Redis answered. A stream whose last confirmed entry is gone is
+        `lost`: this write rewrites its whole log, so readers find no hole."""
+        checkable = [s for s in sinks if s.acknowledged is not None and s.history is not None]
+        self._suspects.difference_update(set(sinks) - set(checkable))  # nothing to check
+        sinks = checkable
+        if not sinks:
+            return True
+        pipe = self._redis.pipeline(transaction=False)
+        for sink in sinks:
+            pipe.xrange(sink.keys.log, min=sink.acknowledged or "-", count=1)
+        try:
+            found = cast(list[list[tuple[bytes, Fields]]], await pipe.execute())
+        except (RedisError, OSError) as exc:
+            self._health.failed("checking stream logs", exc)
+            self._failing = True
+            return False
+        for sink, there in zip(sinks, found, strict=True):
+            self._suspects.discard(sink)
+            if not (there and there[0][0].decode() == sink.acknowledged):
+                log.warning("resume.entries_lost", stream_id=sink.stream_id)
+                sink.lost = True
+                self.mark(sink, urgent=True)
+        return True
 
     def _rewrite(self, commands: Commands, sink: RedisSink) -> None:
         """Meta, lease and the whole log again, at once (after Redis lost them)."""
@@ -302,7 +379,16 @@ class Flusher:
         refused: list[tuple[RedisSink, Entry]] = []
         for sink, entries, skip, count in plans:
             mine = results[offset + skip : offset + skip + len(entries)]
+            failed = [r for r in results[offset : offset + count] if _failure(r)]
             offset += count
+            if failed:
+                # refused for another reason than its id (a cluster node still joining:
+                # CLUSTERDOWN, LOADING, ...): nothing is settled, all is sent again
+                self._health.failed("writing stream logs", cast(ResponseError, failed[0]))
+                self._failing = True
+                sink.lost = sink.lost or skip > 0  # a rewrite in it: rewrite again
+                self.mark(sink, urgent=sink.closing)
+                continue
             doubtful = [e for e, r in zip(entries, mine, strict=True) if _refusal(r)]
             if doubtful:
                 refused += [(sink, entry) for entry in doubtful]
@@ -322,6 +408,7 @@ class Flusher:
         except (RedisError, OSError) as exc:
             self._health.failed("checking refused writes", exc)
             self._failing = True
+            self._suspect_all()
             for sink, _ in refused:
                 self.mark(sink)
             return
@@ -357,7 +444,12 @@ class Flusher:
 
 def _refusal(reply: object) -> bool:
     """XADD's answer to an id that is not above the stream's last one."""
-    return isinstance(reply, ResponseError)
+    return isinstance(reply, ResponseError) and "equal or smaller" in str(reply)
+
+
+def _failure(reply: object) -> bool:
+    """An error reply that says nothing about the log: the command was not run."""
+    return isinstance(reply, ResponseError) and not _refusal(reply)
 
 
 def _same(found: list[tuple[bytes, Fields]], fields: Fields) -> bool:

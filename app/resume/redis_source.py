@@ -17,11 +17,16 @@ cursor must be the cursor's next seq. Events can be missing from the log (a
 key evicted or trimmed, a Redis restarted without persistence). When a read
 finds a gap, the reader replays once more from its cursor (a log the owner
 rewrote holds the missing seqs in an older entry than the cursor) and, if
-the gap is still there, ends with a terminal `log_lost` error. A read that
+the gap is still there, ends with a terminal `log_lost` error. A gap in a
+log that can no longer change (it holds the stream's terminal event) ends
+the reader at once, so a reconnect into a trimmed log of an ended stream is
+refused before its first byte (410) without waiting. Otherwise a read that
 fails, or finds a gap, starts again from the cursor (a replay) until the
-trouble has lasted a lease: a Redis restarting, or an owner rewriting a log
-Redis lost, is over by then, and the reader goes on without the client
-noticing. A gap that stays ends the reader with a terminal `log_lost`
+trouble has lasted a lease: a Redis restarting, a failover, or an owner
+rewriting a log Redis lost all or part of, is over by then, and the reader
+goes on without the client noticing. A reader whose cursor is past the end
+of a log whose owner is gone declares nothing either: the log lost its
+events, and that is a gap. A gap that stays ends the reader with a terminal `log_lost`
 error; a Redis that stays unreachable, with a terminal `unavailable` one
 (retryable). A lease gone together with the stream's meta hash means Redis
 lost the stream, not that the owner died: nothing is declared interrupted;
@@ -37,7 +42,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -66,10 +71,18 @@ UNREACHABLE = (
     "the resume store (Redis) became unreachable while following this stream; "
     "reconnect with Last-Event-ID to resume"
 )
-# KEYS: log, meta, readers. ARGV: entry id, fields, ttl ms. 1 written, -1 refused
-# (something came after the cursor), 0 the meta is gone too: Redis lost the stream.
+# KEYS: log, meta, readers. ARGV: entry id, fields, ttl ms, the reader's cursor.
+# 1 written, -1 refused (something came after the cursor), 0 the meta is gone too:
+# Redis lost the stream, {-2, last seq} the log ends before the cursor: it lost the reader's
+# events (trimmed, deleted), and an ending after them would be a false one.
 _DECLARE = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local top = 0
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last > 0 then
+  top = tonumber(string.match(last[1][1], '-(%d+)$')) + #cjson.decode(last[1][2][2]) - 1
+end
+if top < tonumber(ARGV[4]) then return {-2, top} end
 local written = redis.pcall('XADD', KEYS[1], ARGV[1], 'v', ARGV[2])
 if type(written) == 'table' and written.err then return -1 end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
@@ -104,8 +117,10 @@ class RemoteSource:
         node: str,
         timing: Timing,
         health: Health,
+        announce: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._redis = redis
+        self._announce = announce  # cluster: tells the owner to publish wakes for us
         self._follower = follower
         self._meta = meta
         self._keys = StreamKeys.of(meta.stream_id)
@@ -166,6 +181,8 @@ class RemoteSource:
                                 return
                 return
             except (RedisError, OSError, LogGap) as exc:
+                if isinstance(exc, LogGap) and await self._settled():
+                    raise  # nobody will write the missing events again: say so at once
                 now = loop.time()
                 trouble_since = now if trouble_since is None else trouble_since
                 if now - trouble_since >= self._timing.presence_s:
@@ -177,6 +194,8 @@ class RemoteSource:
     async def _round(self, after: int, idle_s: float) -> AsyncGenerator[Sequence[Event], None]:
         loop = asyncio.get_running_loop()
         await self._present()
+        if self._announce is not None:  # after the presence entry the owner also counts
+            await self._announce()
         refreshed = idle_since = loop.time()
         lost_since: float | None = None
         cursor = after
@@ -250,6 +269,16 @@ class RemoteSource:
         )
         return found[0][0] if found else None
 
+    async def _settled(self) -> bool:
+        """Whether the log can no longer change: its meta is there (Redis did not lose
+        the stream, so no owner is about to write it again) and its lease is not (the
+        stream ended, or its owner died). A gap in such a log is for good."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(self._keys.meta)
+        pipe.exists(self._keys.lease)
+        meta, lease = await pipe.execute()
+        return bool(meta) and not lease
+
     async def _owner_alive(self) -> bool:
         return bool(await self._redis.exists(self._keys.lease))
 
@@ -260,8 +289,10 @@ class RemoteSource:
         entry, fields = encode_batch([Event(cursor + 1, "error", failure=failure)])
         keys = [self._keys.log, self._keys.meta, self._keys.readers]
         outcome = await self._redis.eval(
-            _DECLARE, 3, *keys, entry, fields[b"v"], self._timing.ttl_ms
+            _DECLARE, 3, *keys, entry, fields[b"v"], self._timing.ttl_ms, cursor
         )
+        if isinstance(outcome, list):  # the log lost what the reader has: no ending fits
+            raise LogGap(int(outcome[1]) + 1, cursor)
         if outcome == 1:
             log.warning("stream.owner_lost", stream_id=self._meta.stream_id, last_seq=cursor)
         return bool(outcome)
@@ -269,7 +300,7 @@ class RemoteSource:
     async def _present(self) -> None:
         presence_ms = int(self._timing.presence_s * 1000)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.zadd(self._keys.readers, {self._reader: _now_ms() + presence_ms})
+        pipe.zadd(self._keys.readers, {self._reader: now_ms() + presence_ms})
         pipe.pexpire(self._keys.readers, presence_ms + self._timing.ttl_ms)
         await pipe.execute()
 
@@ -293,7 +324,7 @@ async def settle_detaches(timeout_s: float) -> None:
         await asyncio.wait(set(_pending), timeout=timeout_s)
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 

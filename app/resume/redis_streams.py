@@ -28,8 +28,10 @@ names one slot. The flush groups its commands by shard (redis_sink.py), and
 DELETE-anywhere uses sharded pub/sub (SSUBSCRIBE/SPUBLISH on the channel's
 slot), whose listener count is exact where a plain PUBLISH counts one node.
 A DELETE that heard nobody, or whose end never comes, is bounded by
-`CANCEL_WAIT_S`; followers never wait on a message, only on the follower's
-reads, each bounded, so nothing lost on pub/sub can hang a reader.
+`CANCEL_WAIT_S`. On a cluster the follower is also woken over sharded
+pub/sub (redis_wakes.py), but it reads every followed log once per
+`RECHECK_S` anyway, and each reader's wait is bounded, so nothing lost on
+pub/sub can hang a reader.
 
 Every Redis call is bounded: connect 1 s, a pool wait (`POOL_WAIT_S` for
 commands, a block and a little for blocking reads), a read a little longer
@@ -46,11 +48,14 @@ import contextlib
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable
+from functools import partial
 from typing import cast
 
 import structlog
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError, ResponseError
 
 from app.core.events import StreamMeta
 from app.core.source import StreamSource
@@ -59,22 +64,31 @@ from app.redis_client import client_for, is_cluster, where
 from app.resume.base import LogSink
 from app.resume.presence import ReaderCounts
 from app.resume.redis_codec import (
+    FOLLOW,
     StreamKeys,
     cancel_channel,
     decode_meta,
     encode_meta,
     entry_id,
     last_of,
+    owner_message,
 )
 from app.resume.redis_follow import Follower
 from app.resume.redis_sink import Flusher, Health, RedisSink
-from app.resume.redis_source import Entries, RemoteSource, Timing, settle_detaches
+from app.resume.redis_source import (
+    Entries,
+    RemoteSource,
+    Timing,
+    now_ms,
+    settle_detaches,
+)
 from app.settings import Settings
 
 COMMAND_CONNECTIONS = 64  # short commands: a burst queues for a few ms, it opens no sockets
-BLOCKING_CONNECTIONS = 4  # the follower, the cancel subscription, and their reconnects
+BLOCKING_CONNECTIONS = 4  # the follower (+ its wake subscription), the cancels, reconnects
 POOL_WAIT_S = 2.0  # a command that waits longer for a connection fails as an outage would
 CANCEL_WAIT_S = 2.0  # a DELETE handled elsewhere waits this long for the terminal event
+REFRESH_BATCH = 64  # streams per lease-renewal pipeline: a few ms of the event loop each
 READ_SLACK_S = 2.0  # a read waits this much longer than the longest XREAD BLOCK
 log = structlog.get_logger("sluice.resume")
 
@@ -96,6 +110,16 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def restarted_lately(uptime_s: int | None, process_up_s: float, lease_s: float) -> bool:
+    """Whether a Redis node up for `uptime_s` (whole seconds, rounded down) restarted
+    while this process, up for `process_up_s`, was running, and less than a lease
+    ago. A Redis that was there before the process (a fresh deployment) did not
+    lose anything the process knows of. Unknown uptime: no."""
+    if uptime_s is None:
+        return False
+    return uptime_s <= lease_s and uptime_s + 1 <= process_up_s
+
+
 def _node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
 
@@ -104,6 +128,7 @@ class RedisStore:
     def __init__(self, settings: Settings, url: str) -> None:
         lease_s = settings.lease_ttl_s
         self.node = _node_id()
+        self._started = time.monotonic()
         self.on_cancel: Callable[[str], None] = lambda stream_id: None
         self._required = settings.resume_required
         self._lease_ms = max(1, int(lease_s * 1000))
@@ -196,26 +221,52 @@ class RedisStore:
         while True:  # lives as long as the store; ends by cancellation in aclose()
             await asyncio.sleep(interval)
             live = [s for s in self._flusher.live.values() if not s.broken]
-            if live:
-                await self._refresh(live)
+            for start in range(0, len(live), REFRESH_BATCH):
+                # in slices: redis-py spends some 15 µs of Python per pipelined command,
+                # and one pipeline for every stream would stall the tokens of all of them
+                await self._refresh(live[start : start + REFRESH_BATCH])
 
     async def _refresh(self, live: list[RedisSink]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         running_ms = self._ttl_ms + self._lease_ms  # if this process dies, keys expire anyway
+        # A cluster also checks, per stream, that the last entry Redis confirmed is still
+        # there (a failover to a replica the entry had not reached yet loses it silently:
+        # replication is asynchronous), and whether a reader elsewhere follows it (its
+        # flushes then publish wakes). A single Redis loses entries only with the whole
+        # stream, which the meta's PEXPIRE tells.
+        per_sink = 5 if self._cluster else 3
+        checked: list[tuple[str | None, int]] = []
         for sink in live:
             pipe.set(sink.keys.lease, self.node, px=self._lease_ms)
             pipe.pexpire(sink.keys.meta, running_ms)
             pipe.pexpire(sink.keys.log, running_ms)
+            if self._cluster:
+                checked.append((sink.acknowledged, sink.rewrites))
+                pipe.xrange(sink.keys.log, min=sink.acknowledged or "-", count=1)
+                pipe.zcount(sink.keys.readers, now_ms(), "+inf")
         try:
             kept = await pipe.execute()
         except (RedisError, OSError) as exc:
             self._health.failed("refreshing leases", exc)
             return
         self._health.ok()
-        for sink, meta_kept in zip(live, kept[1::3], strict=True):
-            if not meta_kept and sink.history is not None and not sink.lost:
-                # Redis lost the stream (restarted empty, or evicted it): the
-                # next flush writes meta, lease and the whole log again
+        for i, sink in enumerate(live):
+            replies = kept[i * per_sink : (i + 1) * per_sink]
+            lost_entries = False
+            if self._cluster:
+                (acknowledged, rewrites), found, readers = checked[i], replies[3], replies[4]
+                sink.followed = bool(readers)
+                lost_entries = (
+                    acknowledged is not None
+                    and rewrites == sink.rewrites  # a rewrite meanwhile: other entry ids
+                    and not (found and found[0][0].decode() == acknowledged)
+                )
+            meta_kept = replies[1]
+            if (not meta_kept or lost_entries) and sink.history is not None and not sink.lost:
+                # Redis lost the stream (restarted empty, or evicted it), or entries
+                # it had confirmed: the next flush writes meta, lease and the whole
+                # log again
+                log.warning("resume.stream_lost", stream_id=sink.stream_id, meta=bool(meta_kept))
                 sink.lost = True
                 self._flusher.mark(sink, urgent=True)
 
@@ -242,10 +293,17 @@ class RedisStore:
                     ignore_subscribe_messages=True, timeout=self._timing.check_s
                 )
                 if message is not None and message["type"] in ("message", "smessage"):
-                    self.on_cancel(bytes(message["data"]).decode())
+                    self._heard(bytes(message["data"]))
         finally:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()
+
+    def _heard(self, data: bytes) -> None:
+        kind, stream_id = owner_message(data)
+        if kind == "cancel":
+            self.on_cancel(stream_id)
+        elif (sink := self._flusher.live.get(stream_id)) is not None:
+            sink.followed = True  # its flushes wake the reader's follower from now on
 
     # ---- other processes' side -------------------------------------------
 
@@ -258,11 +316,51 @@ class RedisStore:
             raise self._unavailable("opening a stream", exc) from exc
         found = decode_meta(stream_id, fields)
         if found is None:
+            await self._not_lost_lately(StreamKeys.of(stream_id).meta)
             return None
-        meta, _node = found
+        meta, owner = found
+        announce = partial(self._announce, stream_id, owner) if self._cluster else None
         return RemoteSource(
-            self._redis, self._follower, meta, self.node, self._timing, self._health
+            self._redis, self._follower, meta, self.node, self._timing, self._health, announce
         )
+
+    async def _announce(self, stream_id: str, owner: str) -> None:
+        """Cluster: tell the owner a reader here follows `stream_id`, so that its
+        flushes publish wakes for it. Best effort: the owner also counts the readers
+        set at each lease renewal, and the follower re-reads every log once a second."""
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.spublish(cancel_channel(owner), FOLLOW + stream_id)
+
+    async def _not_lost_lately(self, key: str) -> None:
+        """Before a 404: raise a retryable 503 if the Redis node that would hold `key`
+        restarted while this process ran, less than a lease ago. A Redis restarted
+        empty has lost the running streams until their owners write them again
+        (within a third of a lease), so a stream missing then may be one of those;
+        after a lease, missing is missing."""
+        try:
+            uptime_s = await self._uptime_s(key)
+        except ResponseError:
+            uptime_s = None  # INFO refused (an ACL, a managed service): a plain 404
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("checking a missing stream", exc) from exc
+        up_s = time.monotonic() - self._started
+        if restarted_lately(uptime_s, up_s, self._lease_ms / 1000):
+            raise Unavailable(
+                "the resume store (Redis) restarted moments ago and may not hold this "
+                "stream again yet; retry shortly",
+                code="resume_store_restarted",
+                retry_after=max(1.0, self._timing.check_s),
+            )
+
+    async def _uptime_s(self, key: str) -> int | None:
+        if self._cluster:
+            cluster = cast(RedisCluster, self._redis)
+            node = cluster.get_node_from_key(key)
+            found: object = await cluster.info("server", target_nodes=node)
+        else:
+            found = await self._redis.info("server")
+        uptime = found.get("uptime_in_seconds") if isinstance(found, dict) else None
+        return int(uptime) if uptime is not None else None
 
     async def readers_elsewhere(self, stream_id: str) -> int:
         try:

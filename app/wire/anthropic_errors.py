@@ -94,9 +94,10 @@ def error_type(error: SluiceError) -> str:
 
 def error_status(error: SluiceError) -> int:
     """The status Anthropic would answer with; a 405 stays a 405 (no Anthropic type
-    says 'method')."""
-    if error.status == 405:
-        return 405
+    says 'method'), and a 410 a 410: a resume into a log the store lost cannot
+    succeed, and the SDK retries the 500 of an `api_error`, never a 410."""
+    if error.status in (405, 410):
+        return error.status
     return STATUS_OF_TYPE[error_type(error)]
 
 

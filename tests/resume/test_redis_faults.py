@@ -22,7 +22,7 @@ from app.resume import redis_streams
 from app.resume.redis_codec import StreamKeys, decode_entry
 from app.resume.redis_sink import Flusher, Health, RedisSink
 from app.resume.redis_source import Entries
-from app.resume.redis_streams import RedisStore
+from app.resume.redis_streams import RedisStore, restarted_lately
 from app.security.redis_slots import RedisSlots
 from app.settings import Settings
 from tests.support.client import SSEResponse, create_lorem_stream, read_sse, transcript
@@ -241,3 +241,63 @@ async def test_a_redis_frozen_mid_stream_gives_readers_here_and_elsewhere_the_sa
             assert events[-1].event == "done"
         assert transcript(there.events) == transcript(here.parser.events)
         assert await logged(own_redis.url, sid) == list(range(1, 62))
+
+
+async def test_a_reconnect_into_a_trimmed_log_is_answered_410_at_once_on_every_door(
+    own_redis: RedisServer, client: httpx.AsyncClient
+) -> None:
+    # a lease of a minute: waiting a lease for the gap to fill would outlast the client's
+    # timeout; an ended stream's log cannot change, so the gap is final at once
+    async with two_servers(replace(BASE, redis_url=own_redis.url, lease_ttl_s=60.0)) as (a, b):
+        sid = await create_lorem_stream(client, a, tokens=120, tps=2000)
+        await read_sse(client, f"{a}/v1/streams/{sid}")
+        redis = Redis.from_url(own_redis.url)
+        try:
+            await redis.xtrim(StreamKeys.of(sid).log, minid="0-61", approximate=False)
+        finally:
+            await redis.aclose()
+        hi = [{"role": "user", "content": "hi"}]
+        native = await client.get(f"{b}/v1/streams/{sid}", headers=after(sid, 30))
+        chat = await client.post(
+            f"{b}/v1/chat/completions",
+            headers=after(sid, 30),
+            json={"model": "sim/lorem", "messages": hi, "stream": True},
+        )
+        messages = await client.post(
+            f"{b}/v1/messages",
+            headers={**after(sid, 30), "anthropic-version": "2023-06-01"},
+            json={"model": "sim/lorem", "messages": hi, "max_tokens": 120, "stream": True},
+        )
+        beyond = await read_sse(client, f"{b}/v1/streams/{sid}", headers=after(sid, 70))
+    for answer in (native, chat):
+        assert answer.status_code == 410, answer.text
+        assert answer.json()["error"]["type"] == "log_lost"
+    assert messages.status_code == 410, messages.text
+    assert messages.json()["type"] == "error"
+    assert messages.json()["error"]["type"] == "api_error"
+    assert [e.id for e in beyond.events] == [f"{sid}:{i}" for i in range(71, 122)]
+
+
+@pytest.mark.parametrize(
+    ("redis_up_s", "process_up_s", "answer"),
+    [(0, 5.0, True), (4, 5.5, True), (3, 2.5, False), (6, 60.0, False), (None, 60.0, False)],
+)
+def test_a_missing_stream_is_doubted_only_after_a_redis_restart_less_than_a_lease_ago(
+    redis_up_s: int | None, process_up_s: float, answer: bool
+) -> None:
+    assert restarted_lately(redis_up_s, process_up_s, lease_s=5.0) is answer
+
+
+async def test_a_stream_missing_from_a_redis_restarted_empty_moments_ago_is_503_not_404(
+    own_redis: RedisServer, client: httpx.AsyncClient
+) -> None:
+    # a lease of 30 s: the owner writes the stream again within 10 s, long after the GET
+    async with two_servers(replace(BASE, redis_url=own_redis.url, lease_ttl_s=30.0)) as (a, b):
+        sid = await create_lorem_stream(client, a, tokens=400, tps=20)
+        await asyncio.sleep(3.0)  # B has run seconds longer than the restarted Redis will have
+        own_redis.stop()
+        own_redis.start()  # empty: no persistence
+        got = await client.get(f"{b}/v1/streams/{sid}")
+    assert got.status_code == 503, got.text
+    assert got.json()["error"]["code"] == "resume_store_restarted"
+    assert int(got.headers["retry-after"]) >= 1

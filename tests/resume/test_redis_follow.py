@@ -10,7 +10,15 @@ from redis.asyncio import Redis
 
 from app.redis_client import bounded_client
 from app.resume.redis_codec import entry_id
-from app.resume.redis_follow import Entries, Follower, by_key, entries_for
+from app.resume.redis_follow import (
+    BATCH,
+    Entries,
+    Follower,
+    by_key,
+    due_cursors,
+    entries_for,
+    learned,
+)
 from tests.support.redis_server import RedisServer
 
 
@@ -26,6 +34,17 @@ def test_a_waiter_that_joined_with_an_older_cursor_than_the_read_gets_nothing() 
     # entries between its cursor and the read's are not in the answer: it waits for the next
     assert entries_for(2, 3, entries(4, 6)) == []
     assert entries_for(2, None, entries(4, 6)) == []
+
+
+def test_on_a_cluster_a_log_is_read_when_new_or_when_a_reader_is_behind_what_was_seen() -> None:
+    cursors = {"new": 0, "caught-up": 7, "behind": 3}
+    assert due_cursors(cursors, {"caught-up": 7, "behind": 7}) == {"new": 0, "behind": 3}
+
+
+def test_what_a_read_teaches_excludes_logs_woken_meanwhile_and_full_batches() -> None:
+    read = {"grew": 3, "quiet": 5, "woken": 1, "full": 0}
+    found = {"grew": entries(4, 6), "woken": entries(2), "full": entries(*range(1, BATCH + 1))}
+    assert learned(read, found, woken={"woken"}) == {"grew": 6, "quiet": 5}
 
 
 def test_both_xread_reply_shapes_give_entries_by_key() -> None:

@@ -149,3 +149,19 @@ async def test_a_flush_cancelled_anywhere_leaves_the_connection_fit_for_the_next
     await flusher.flush()
     assert not b.broken
     assert await logged(redis, B) == [(1, "token"), (2, "token")]
+
+
+async def test_a_write_refused_for_another_reason_than_its_id_is_sent_again(
+    redis: Redis, flusher: Flusher
+) -> None:
+    sink = RedisSink(A, flusher)
+    flusher.add(sink)
+    await redis.set(StreamKeys.of(A).log, "not a stream")  # XADD answers WRONGTYPE
+    for event in tokens(1, 2):
+        sink.append(event)
+    await flusher.flush()
+    assert not sink.broken  # not taken for another writer's entry
+    await redis.delete(StreamKeys.of(A).log)
+    sink.append(tokens(3, 3)[0])
+    await flusher.flush()
+    assert await logged(redis, A) == [(1, "token"), (2, "token"), (3, "token")]

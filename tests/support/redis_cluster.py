@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -38,6 +39,7 @@ class RedisClusterServers:
         # the cluster bus listens on port + 10000 unless told: a free port of its own
         self._bus_ports = [free_port() for _ in range(NODES)]
         self._processes: list[subprocess.Popen[bytes]] = []
+        self._args: list[list[str]] = []
 
     @property
     def url(self) -> str:
@@ -52,6 +54,7 @@ class RedisClusterServers:
             args += ["--cluster-port", str(bus)]
             args += ["--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no"]
             args += ["--dir", str(home)]
+            self._args.append(args)
             self._processes.append(
                 subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
@@ -99,6 +102,39 @@ class RedisClusterServers:
         port_of = {f[0]: int(f[1].split(":")[1].split("@")[0]) for f in nodes}
         return {port_of[f[3]]: port_of[f[0]] for f in nodes if "slave" in f[2] and f[3] in port_of}
 
+    def calls(self, *commands: str) -> int:
+        """How many times every node has run these commands (INFO commandstats)."""
+        wanted = {f"cmdstat_{name.lower()}" for name in commands}
+        total = 0
+        for port in self.ports:
+            for line in _cli(port, "info", "commandstats").splitlines():
+                name, _, stats = line.partition(":")
+                if name in wanted:
+                    total += int(stats.split(",")[0].removeprefix("calls="))
+        return total
+
+    def freeze(self, port: int) -> None:
+        """SIGSTOP one node: it keeps its sockets and data but answers nothing."""
+        self._processes[self.ports.index(port)].send_signal(signal.SIGSTOP)
+
+    def thaw(self, port: int) -> None:
+        self._processes[self.ports.index(port)].send_signal(signal.SIGCONT)
+
+    def restart_empty(self, port: int) -> None:
+        """SIGKILL one node and start it again at once, without its data (no
+        persistence) but with its cluster identity and slots (nodes.conf): a
+        primary that comes back empty before its replica takes over, whose
+        replica then copies the empty data set."""
+        index = self.ports.index(port)
+        process = self._processes[index]
+        process.send_signal(signal.SIGCONT)
+        process.kill()
+        process.wait(10)
+        self._processes[index] = subprocess.Popen(
+            self._args[index], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _until(lambda: _pong(port), "the restarted node did not answer PING")
+
     def failover(self, key: str) -> None:
         """The replica of `key`'s primary takes over (CLUSTER FAILOVER), and the
         cluster settles again."""
@@ -130,6 +166,7 @@ class RedisClusterServers:
     def close(self) -> None:
         for process in self._processes:
             if process.poll() is None:
+                process.send_signal(signal.SIGCONT)  # a frozen one dies too
                 process.kill()
                 process.wait(10)
         self._dir.cleanup()

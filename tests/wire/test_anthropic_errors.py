@@ -6,6 +6,7 @@ import pytest
 
 from app.errors import (
     InvalidRequest,
+    LogLost,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -35,6 +36,7 @@ from app.wire.anthropic_errors import error_body, error_status, failure_type
         (UpstreamError("bad model", code="404"), 404, "not_found_error"),
         (UpstreamError("boom", code="502"), 500, "api_error"),
         (SluiceError("bug"), 500, "api_error"),
+        (LogLost("trimmed"), 410, "api_error"),
     ],
 )
 def test_each_error_has_anthropic_type_and_status(
