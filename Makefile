@@ -65,6 +65,7 @@ lock: $(STAMP)
 		--no-header --upgrade -o requirements.txt
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --generate-hashes \
 		--python-version 3.11 --no-header --upgrade -o requirements-dev.txt
+	$(BIN)/uv lock --upgrade
 
 # bench/run.py starts each system itself (Redis included) and writes bench/RESULTS.md;
 # bench/cancel.py then adds its section (cancel → upstream closed) to it.
